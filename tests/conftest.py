@@ -1,0 +1,181 @@
+"""Fixtures shared by the whole suite.
+
+Every test that touches the outside world gets it from here: a private HOME
+and config directory, a clean environment (this machine exports CA bundle
+variables that the tests must not depend on), and a real
+``tsd-s3cmd-emulator`` process listening on a free port.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+BIN = Path(sys.executable).parent
+
+# Variables that would let a test pass only on a machine that happens to set them.
+_SCRUBBED = (
+    "REQUESTS_CA_BUNDLE",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "AWS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "S3CMD_CONFIG",
+    "XDG_CONFIG_HOME",
+    "TSD_API_URL",
+    "TSD_S3CMD_TOKEN",
+    "http_proxy",
+    "https_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+)
+
+
+@dataclass
+class Emulator:
+    """A running emulator process and the ways tests look inside it."""
+
+    url: str
+    process: subprocess.Popen
+    s3cfg: Path
+    ca: Path | None = None
+    extra: dict = field(default_factory=dict)
+
+    def _get(self, path: str) -> bytes:
+        ctx = None
+        if self.url.startswith("https"):
+            import ssl
+
+            ctx = ssl.create_default_context(cafile=str(self.ca))
+        with urllib.request.urlopen(self.url + path, timeout=30, context=ctx) as resp:
+            return resp.read()
+
+    def _post(self, path: str, body: dict) -> dict:
+        ctx = None
+        if self.url.startswith("https"):
+            import ssl
+
+            ctx = ssl.create_default_context(cafile=str(self.ca))
+        req = urllib.request.Request(
+            self.url + path,
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(req, timeout=30, context=ctx) as resp:
+            return json.loads(resp.read() or b"{}")
+
+    def log(self) -> list[dict]:
+        """Every request the emulator has served, in order."""
+        return json.loads(self._get("/_emulator/requests"))
+
+    def s3_log(self) -> list[dict]:
+        return [entry for entry in self.log() if entry["kind"] == "s3"]
+
+    def object(self, bucket: str, key: str) -> bytes | None:
+        """The stored bytes of an object, or None if there is none."""
+        from urllib.error import HTTPError
+        from urllib.parse import quote
+
+        try:
+            return self._get(f"/_emulator/objects/{quote(bucket)}/{quote(key)}")
+        except HTTPError as err:
+            if err.code == 404:
+                return None
+            raise
+
+    def faults(self, **body) -> dict:
+        return self._post("/_emulator/faults", body)
+
+    def settings(self, **body) -> dict:
+        return self._post("/_emulator/settings", body)
+
+
+def _read_line(proc: subprocess.Popen, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    line = b""
+    while not line.endswith(b"\n"):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([proc.stdout], [], [], remaining)[0]:
+            raise RuntimeError(f"emulator did not start in {timeout}s")
+        chunk = os.read(proc.stdout.fileno(), 1)
+        if not chunk:
+            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            raise RuntimeError(f"emulator exited: {err}")
+        line += chunk
+    return line.decode().strip()
+
+
+@pytest.fixture
+def clean_env(tmp_path: Path) -> dict[str, str]:
+    """An environment with a private HOME and config dir and no CA variables."""
+    env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
+    home = tmp_path / "home"
+    home.mkdir()
+    env["HOME"] = str(home)
+    env["XDG_CONFIG_HOME"] = str(home / ".config")
+    env["LANG"] = env["LC_ALL"] = "C.UTF-8"
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+@pytest.fixture
+def start_emulator(
+    tmp_path: Path, clean_env: dict[str, str]
+) -> Iterator[Callable[..., Emulator]]:
+    """Start ``tsd-s3cmd-emulator --port 0`` with extra arguments; stopped at teardown."""
+    running: list[subprocess.Popen] = []
+
+    def start(*args: str, s3cfg: Path | None = None, ca: Path | None = None) -> Emulator:
+        s3cfg = s3cfg or tmp_path / f"emulator-{len(running)}.s3cfg"
+        cmd = [str(BIN / "tsd-s3cmd-emulator"), "--port", "0", "--write-s3cfg", str(s3cfg)]
+        if ca is not None:
+            cmd += ["--tls", "--ca-out", str(ca)]
+        proc = subprocess.Popen(
+            [*cmd, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=clean_env,
+        )
+        running.append(proc)
+        line = _read_line(proc, timeout=60)
+        prefix = "TSD emulator listening on "
+        assert line.startswith(prefix), line
+        return Emulator(url=line[len(prefix) :], process=proc, s3cfg=s3cfg, ca=ca)
+
+    yield start
+    for proc in running:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream:
+                stream.close()
+
+
+@pytest.fixture
+def emulator(start_emulator: Callable[..., Emulator], tmp_path: Path) -> Emulator:
+    """An emulator with a few files in p11's export-bucket."""
+    export = tmp_path / "export"
+    (export / "sub dir").mkdir(parents=True)
+    (export / "results.csv").write_bytes(b"id,value\n1,42\n")
+    (export / "sub dir" / "r\u00e9sum\u00e9 notes.txt").write_text("export me\n", encoding="utf-8")
+    emu = start_emulator("--export-dir", str(export))
+    emu.extra["export_dir"] = export
+    return emu

@@ -132,9 +132,7 @@ def clean_env(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def start_emulator(
-    tmp_path: Path, clean_env: dict[str, str]
-) -> Iterator[Callable[..., Emulator]]:
+def start_emulator(tmp_path: Path, clean_env: dict[str, str]) -> Iterator[Callable[..., Emulator]]:
     """Start ``tsd-s3cmd-emulator --port 0`` with extra arguments; stopped at teardown."""
     running: list[subprocess.Popen] = []
 

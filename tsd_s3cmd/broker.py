@@ -1,0 +1,286 @@
+"""The credential broker: registration, login, and tokens that stay valid.
+
+As aws-vault does for AWS, the broker stands between the person and the
+program that needs credentials. It registers once, logs in only when no
+cached or refreshable token will do, and hands s3cmd the token in memory
+(never on a command line), renewing it before each request that would go out
+with a token close to expiry. Renewals run under the store's lock and re-read
+the cache first, so a hundred processes started together share one login and
+spend each refresh token once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+from . import tokens
+from .auth_api import ApiError, AuthApi
+from .context import Environment
+from .environments import ApiEnvironment
+from .errors import AuthError, ConfigError, UsageError
+from .prompts import Prompter
+from .store import CachedToken, Registration, Store
+
+# Renew an API key this close to its expiry rather than fail a run on it.
+API_KEY_RENEW_AHEAD = 60.0
+LOGIN_ATTEMPTS_AT_TERMINAL = 3
+
+_TSD_PROJECT = re.compile(r"^p[0-9]+$")
+_EDUCLOUD_PROJECT = re.compile(r"^ec[0-9]+$")
+
+
+class TokenUnavailable(AuthError):
+    """A token ran out in the middle of a run and could not be renewed unattended."""
+
+
+def check_project(env: ApiEnvironment, pnum: str) -> str:
+    pattern, example = (_EDUCLOUD_PROJECT, "ec11") if env.educloud else (_TSD_PROJECT, "p11")
+    if not pattern.match(pnum):
+        raise UsageError(f"'{pnum}' is not a project name of {env.name} (they look like {example})")
+    return pnum
+
+
+def describe(env: ApiEnvironment, pnum: str) -> str:
+    return f"{pnum} ({env.name})"
+
+
+def register_command(env: ApiEnvironment, pnum: str) -> str:
+    return f"tsd-s3cmd --register --env {env.name} --project {pnum}"
+
+
+def resolve_project(store: Store, env: ApiEnvironment, requested: str | None) -> str:
+    """The project to act for: ``--project``, else the only one registered."""
+    if requested:
+        return check_project(env, requested)
+    projects = store.projects(env.name)
+    if len(projects) == 1:
+        return projects[0]
+    if not projects:
+        raise ConfigError(
+            f"no project is registered for {env.name}; register with: "
+            f"tsd-s3cmd --register --env {env.name}"
+        )
+    raise UsageError(
+        f"several projects are registered for {env.name} ({', '.join(sorted(projects))}); "
+        "choose one with --project"
+    )
+
+
+def _auth_api(context: Environment, env: ApiEnvironment, pnum: str) -> AuthApi:
+    timeout = context.environ.get("TSD_S3CMD_HTTP_TIMEOUT")
+    try:
+        seconds = float(timeout) if timeout else None
+    except ValueError:
+        raise UsageError(f"TSD_S3CMD_HTTP_TIMEOUT={timeout!r} is not a number of seconds") from None
+    api = AuthApi(env.api_url(context.environ), pnum, env.auth_method)
+    if seconds is not None:
+        api.timeout = seconds
+    return api
+
+
+def register(
+    context: Environment,
+    store: Store,
+    prompter: Prompter,
+    env: ApiEnvironment,
+    requested_project: str | None,
+) -> tuple[str, Registration]:
+    """Ask for credentials, get the project's API key, store it; replaces an older one."""
+    if requested_project:
+        check_project(env, requested_project)
+    pnum = requested_project
+    if env.educloud and not pnum:
+        pnum = check_project(env, prompter.ask("Educloud project (like ec11)"))
+    credentials = prompter.credentials(f"{pnum or 'your TSD project'} ({env.name})")
+    if not env.educloud:
+        owner = credentials.user_name.split("-", 1)[0]
+        if not _TSD_PROJECT.match(owner) or "-" not in credentials.user_name:
+            raise UsageError(
+                f"'{credentials.user_name}' is not a TSD user name (they look like p11-name)"
+            )
+        if pnum and owner != pnum:
+            raise UsageError(
+                f"user {credentials.user_name} belongs to {owner}, not {pnum}; "
+                f"log in with a {pnum} user name"
+            )
+        pnum = owner
+    assert pnum is not None
+    api_key = _auth_api(context, env, pnum).api_key(credentials)
+    registration = Registration(api_key=api_key, user=credentials.user_name)
+    with store.lock():
+        store.save_registration(env.name, pnum, registration)
+        store.forget_tokens(env.name, pnum)
+    return pnum, registration
+
+
+@dataclass
+class Broker:
+    """Tokens for one project in one environment."""
+
+    context: Environment
+    store: Store
+    env: ApiEnvironment
+    pnum: str
+    prompter: Prompter
+    basic: bool = False
+
+    def __post_init__(self) -> None:
+        self._api: AuthApi | None = None
+
+    @property
+    def api(self) -> AuthApi:
+        if self._api is None:
+            self._api = _auth_api(self.context, self.env, self.pnum)
+        return self._api
+
+    def token(self, token_type: str, may_login: bool = True) -> CachedToken:
+        """A token of ``token_type`` that is good for a while yet.
+
+        The fast path reads the cache and nothing else. Otherwise, under the
+        lock: re-read (another process may have renewed it), then refresh,
+        then (``--basic``) get a new one with the API key, then log in.
+        """
+        if self.basic and token_type == tokens.EXPORT:
+            raise AuthError(
+                "--basic gets import tokens only, and this command needs an s3export token; "
+                "run it without --basic to log in"
+            )
+        now = self.context.clock()
+        cached = self.store.token(self.env.name, self.pnum, token_type)
+        if cached and cached.fresh(now):
+            return cached
+        with self.store.lock():
+            cached = self.store.token(self.env.name, self.pnum, token_type)
+            now = self.context.clock()
+            if cached and cached.fresh(now):
+                return cached
+            renewed = self._renew(token_type, cached, may_login)
+            try:
+                self.store.save_token(self.env.name, self.pnum, renewed)
+            except OSError as err:  # pragma: no cover - _write converts these
+                raise ConfigError(str(err)) from err
+            return renewed
+
+    def _renew(self, token_type: str, cached: CachedToken | None, may_login: bool) -> CachedToken:
+        registration = self._registration()
+        why = "there is no cached login"
+        if cached and cached.refreshable(self.context.clock()):
+            try:
+                answer = self.api.refresh(registration.api_key, cached.refresh_token or "")
+                return self._cache_entry(token_type, answer.token, answer.refresh_token)
+            except ApiError as err:
+                if err.status not in (400, 401, 403):
+                    raise
+                why = "TSD refused to refresh it"
+        elif cached:
+            why = "it cannot be refreshed any more"
+        if self.basic:
+            answer = self.api.basic(registration.api_key, token_type)
+            return self._cache_entry(token_type, answer.token, answer.refresh_token)
+        if not may_login:
+            raise TokenUnavailable(
+                f"the {token_type} token for {describe(self.env, self.pnum)} ran out and {why}"
+            )
+        return self._login(token_type, registration)
+
+    def _login(self, token_type: str, registration: Registration) -> CachedToken:
+        attempts = LOGIN_ATTEMPTS_AT_TERMINAL if self.prompter.interactive else 1
+        for attempt in range(1, attempts + 1):
+            credentials = self.prompter.credentials(
+                f"{describe(self.env, self.pnum)} for an {token_type} token", registration.user
+            )
+            try:
+                answer = self.api.login(registration.api_key, token_type, credentials)
+            except ApiError as err:
+                if err.status == 401 and attempt < attempts:
+                    self.context.message(f"{err}; try again")
+                    continue
+                raise
+            return self._cache_entry(token_type, answer.token, answer.refresh_token)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _cache_entry(self, token_type: str, token: str, refresh: str | None) -> CachedToken:
+        try:
+            return CachedToken.from_answer(token_type, token, refresh, self.context.clock())
+        except tokens.NotAToken as err:
+            raise AuthError(f"TSD sent a token that cannot be read ({err})") from err
+
+    def _registration(self) -> Registration:
+        """The API key, renewed first if it has expired (call under the lock)."""
+        registration = self.store.registration(self.env.name, self.pnum)
+        if registration is None:
+            raise ConfigError(
+                f"{describe(self.env, self.pnum)} is not registered; register with: "
+                f"{register_command(self.env, self.pnum)}"
+            )
+        if registration.source == "tacl":
+            self.context.message(
+                f"using the API key that tsd-api-client (tacl) registered for "
+                f"{describe(self.env, self.pnum)}"
+            )
+        expires = registration.expires()
+        if expires is not None and expires < self.context.clock() + API_KEY_RENEW_AHEAD:
+            try:
+                new_key = self.api.renew(registration.api_key)
+            except ApiError as err:
+                raise AuthError(
+                    f"the API key for {describe(self.env, self.pnum)} has expired and TSD "
+                    f"would not renew it ({err}); register again with: "
+                    f"{register_command(self.env, self.pnum)}"
+                ) from err
+            registration = Registration(api_key=new_key, user=registration.user)
+            self.store.save_registration(self.env.name, self.pnum, registration)
+            self.context.message(f"renewed the expired API key for {describe(self.env, self.pnum)}")
+        return registration
+
+
+class HeaderSource:
+    """The two TSD headers for every request s3cmd sends, renewed as needed."""
+
+    def __init__(self, broker: Broker, token_type: str) -> None:
+        self.broker = broker
+        self.token_type = token_type
+        self._token: CachedToken | None = None
+        self._headers: dict[str, str] = {}
+
+    def headers(self) -> dict[str, str]:
+        token = self._token
+        if token is None or not token.fresh(self.broker.context.clock()):
+            # Only the first token may need a login: later, in the middle of a
+            # transfer, nobody may be there to answer, so the run stops cleanly.
+            token = self.broker.token(self.token_type, may_login=self._token is None)
+            self._token = token
+            self._headers = {"token": token.token, "x-project-select": self.broker.pnum}
+        return self._headers
+
+
+class StaticHeaders:
+    """Headers from a token handed in through ``TSD_S3CMD_TOKEN``: no cache, no login."""
+
+    def __init__(self, token: str, clock: Callable[[], float]) -> None:
+        try:
+            found = tokens.claims(token)
+            self.expires = tokens.expiry(token)
+        except tokens.NotAToken as err:
+            raise UsageError(f"TSD_S3CMD_TOKEN is not a TSD token: {err}") from err
+        project, kind = found.get("proj"), found.get("name")
+        if not isinstance(project, str) or not project:
+            raise UsageError("TSD_S3CMD_TOKEN has no project (proj claim)")
+        self.pnum = project
+        self.token_type = kind if isinstance(kind, str) else "unknown"
+        self._clock = clock
+        self._headers = {"token": token.strip(), "x-project-select": project}
+        self.check()
+
+    def check(self) -> None:
+        if self._clock() >= self.expires:
+            raise TokenUnavailable(
+                "the token in TSD_S3CMD_TOKEN has expired; get a new one with: "
+                "tsd-s3cmd --print-token-for COMMAND"
+            )
+
+    def headers(self) -> dict[str, str]:
+        self.check()
+        return self._headers

@@ -1,0 +1,115 @@
+"""The text of ``tsd-s3cmd --guide`` (also ``-h``/``--help``)."""
+
+USAGE = "Usage: tsd-s3cmd [TSD OPTIONS] [S3CMD OPTIONS] COMMAND [ARGS]"
+
+GUIDE = f"""\
+{USAGE}
+
+tsd-s3cmd is s3cmd for TSD projects. It takes care of TSD's login: it
+registers once per project, logs in when a command needs a fresh token,
+keeps tokens cached and refreshed, picks the right kind of token for each
+command (import to write, export to read), and adds TSD's headers to every
+request s3cmd sends. Everything that is not a TSD option below goes to
+s3cmd unchanged; see 'tsd-s3cmd --s3cmd-help' for s3cmd's own commands and
+options.
+
+TSD options (they may stand anywhere on the command line; after '--'
+everything belongs to s3cmd):
+  --env NAME             prod (default), alt, test, ec-prod or ec-test
+  --usetest, --usealt    short for --env test, --env alt
+  --project PNUM         the project to act for (needed only when you have
+                         registered more than one for the environment)
+  --register             get and store the API key for a project
+  --basic                get import tokens with the API key alone, no
+                         one-time code (TSD allows it only from registered
+                         addresses); for batch jobs
+  --print-token-for CMD  print the token CMD needs (log in if necessary)
+  --status               registrations, cached tokens, unfinished uploads
+  --logout               forget cached tokens (all, or of --env/--project)
+  --guide, -h, --help    this text
+  --s3cmd-help           s3cmd's own help
+  --version              versions of tsd-s3cmd, s3cmd, Python and the OS
+
+Getting started
+---------------
+
+1. Put your project's S3 keys into ~/.s3cfg. Inside TSD they are in
+   /tsd/pNN/data/durable/s3-api-access-keys. For production the file reads:
+
+       host_base = api.tsd.usit.no
+       host_bucket = api.tsd.usit.no
+       bucket_location = us-east-1
+       use_https = True
+       access_key = YOUR_ACCESS_KEY
+       secret_key = YOUR_SECRET_KEY
+       signature_v2 = False
+
+   (bucket_location is not used by TSD, but s3cmd needs it.) For the test
+   API, use test.api.tsd.usit.no as host_base and host_bucket.
+
+2. Register tsd-s3cmd with your project, once per project:
+
+       tsd-s3cmd --register
+
+   You choose the environment from a list (or give --env), then type your
+   TSD user name (pNN-name), password and one-time code. The API key this
+   gives is stored in ~/.config/tsd-s3cmd/ (mode 600). It only identifies
+   this client to TSD; on its own it opens nothing. Registering again
+   replaces it.
+
+3. Make a bucket, and upload:
+
+       tsd-s3cmd mb s3://mybucket
+       tsd-s3cmd put results.tsv s3://mybucket
+       tsd-s3cmd --multipart-chunk-size-mb=200 put big.tar s3://mybucket
+
+   The first command that needs a token asks for your password and one-time
+   code; the token is cached and refreshed, so the next commands just run.
+
+   A large file goes up in parts. If the upload breaks off, tsd-s3cmd says
+   which command resumes it, for example
+
+       tsd-s3cmd --upload-id ID --multipart-chunk-size-mb=200 put big.tar s3://mybucket
+
+   and the parts already stored are not sent again. 'tsd-s3cmd --status'
+   lists uploads that never finished, with their resume commands.
+
+4. Keep a directory in step with TSD (only what changed is sent):
+
+       tsd-s3cmd --multipart-chunk-size-mb=200 sync mydir s3://mybucket
+
+   If it breaks off, run it again (with --upload-id ID if a large file was
+   halfway).
+
+5. Download. Data leaves TSD only through the bucket export-bucket, which is
+   the folder /tsd/pNN/data/durable/s3-api/export-bucket inside TSD; only
+   members of pNN-export-group can read it. Outside TSD:
+
+       tsd-s3cmd ls s3://export-bucket
+       tsd-s3cmd get s3://export-bucket/myfile
+       tsd-s3cmd sync s3://export-bucket/ mydir/
+
+   Reading needs an export token, so the first of these logs in once more.
+
+6. The test API: add --usetest (or --env test) to any command, including
+   --register.
+
+7. Long transfers and batch jobs. Tokens are refreshed while a transfer
+   runs, and many tsd-s3cmd processes started at once (a Slurm array) share
+   one login. To hand a token to another tool:
+
+       T=$(tsd-s3cmd --print-token-for put)
+
+   The token alone goes to stdout; stderr explains how to use it:
+   TSD_S3CMD_TOKEN="$T" tsd-s3cmd ... uses it with no login at all.
+
+8. s3cmd's own commands and options:
+
+       tsd-s3cmd --s3cmd-help
+
+   or https://s3tools.org/s3cmd.
+
+Credentials are read from the terminal; without one (scripts), as three
+lines on stdin: user name, password, one-time code. They never appear on a
+command line, and tokens never appear in output.
+"""

@@ -1,0 +1,186 @@
+"""Running s3cmd for the user: config checks, the token, and the way back after a failure.
+
+The runner is the s3cmd side of a run. When s3cmd has parsed its command
+line it checks the s3cmd config and picks the token type; it hands each
+request the TSD headers; it remembers multipart uploads in flight and, when a
+run ends badly, prints the ``tsd-s3cmd --upload-id ...`` command that
+resumes them.
+"""
+
+from __future__ import annotations
+
+import optparse
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Callable, Protocol
+
+from . import s3cmd_shim, token_choice
+from .context import PROG, Environment
+from .environments import ApiEnvironment
+from .errors import ConfigError, TsdError
+from .store import Store
+from .tokens import IMPORT
+
+_SETTING = re.compile(r"^\s*([A-Za-z_][\w-]*)\s*=\s*(.*?)\s*$")
+
+
+class HeaderSource(Protocol):
+    token_type: str
+
+    def headers(self) -> dict[str, str]: ...
+
+
+def s3cfg_template(env: ApiEnvironment, environ: Mapping[str, str]) -> str:
+    """What an s3cmd config for ``env`` must contain."""
+    host = env.host
+    https = "True"
+    override = environ.get("TSD_API_URL", "")
+    if override:
+        scheme, _, host = override.rstrip("/").partition("://")
+        https = str(scheme == "https")
+    return "\n".join(
+        (
+            f"    host_base = {host}",
+            f"    host_bucket = {host}",
+            "    bucket_location = us-east-1",
+            f"    use_https = {https}",
+            "    access_key = <from /tsd/pNN/data/durable/s3-api-access-keys>",
+            "    secret_key = <from the same file>",
+            "    signature_v2 = False",
+        )
+    )
+
+
+def read_s3cfg(path: Path, env: ApiEnvironment, environ: Mapping[str, str]) -> dict[str, str]:
+    """The settings of an s3cmd config, or a clear error about what is wrong with it."""
+    template = s3cfg_template(env, environ)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"no s3cmd config at {path}; create it with your project's S3 keys, "
+            f"like this:\n{template}"
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a directory, not an s3cmd config file") from None
+    except PermissionError:
+        raise ConfigError(f"cannot read the s3cmd config {path}: permission denied") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a text file; it must look like:\n{template}") from None
+    except OSError as err:
+        raise ConfigError(f"cannot read the s3cmd config {path}: {err.strerror}") from None
+    settings = {}
+    for line in text.splitlines():
+        match = _SETTING.match(line)
+        if match:
+            settings[match.group(1)] = match.group(2)
+    missing = [k for k in ("host_base", "access_key", "secret_key") if not settings.get(k)]
+    if missing:
+        raise ConfigError(
+            f"the s3cmd config {path} has no {', '.join(missing)}; it must look like:\n{template}"
+        )
+    return settings
+
+
+def resume_command(argv: Sequence[str], upload_id: str) -> str:
+    """The user's command again, with ``--upload-id`` set to ``upload_id``."""
+    kept: list[str] = []
+    rest = iter(argv)
+    for arg in rest:
+        if arg == "--":  # what follows is file names, kept as they are
+            kept += [arg, *rest]
+        elif arg == "--upload-id":
+            next(rest, None)
+        elif not arg.startswith("--upload-id="):
+            kept.append(arg)
+    return shlex.join([PROG, "--upload-id", upload_id, *kept])
+
+
+class S3cmdRun:
+    """One run of s3cmd: implements the shim's hooks."""
+
+    def __init__(
+        self,
+        context: Environment,
+        store: Store | None,
+        env: ApiEnvironment,
+        argv: Sequence[str],
+        header_source: Callable[[str, Sequence[str]], HeaderSource],
+        check_host: bool,
+    ) -> None:
+        """``header_source(token_type, args)`` is called once s3cmd has parsed its arguments."""
+        self.context = context
+        self.store = store
+        self.env = env
+        self.argv = list(argv)
+        self._make_source = header_source
+        self._check_host = check_host
+        self._source: HeaderSource | None = None
+        self.unfinished: dict[str, tuple[str, str]] = {}
+
+    # -- hooks -----------------------------------------------------------------
+
+    def parsed(self, options: optparse.Values, args: Sequence[str]) -> None:
+        if getattr(options, "show_version", False) or getattr(options, "dump_config", False):
+            return
+        settings = read_s3cfg(Path(options.config or ""), self.env, self.context.environ)
+        if self._check_host:
+            host = settings["host_base"].split(":", 1)[0]
+            if host != self.env.host:
+                self.context.warn(
+                    f"{options.config} sends requests to {host}, but the {self.env.name} "
+                    f"environment is {self.env.host}; choose another with --env or fix host_base"
+                )
+        command = args[0] if args else ""
+        if getattr(options, "run_configure", False):
+            token_type = IMPORT  # --configure ends with a test listing of all buckets
+        elif not command or not token_choice.needs_token(command):
+            return
+        else:
+            token_type = token_choice.token_type_for(command, args[1:])
+        self._source = self._make_source(token_type, args)
+
+    def headers(self) -> Mapping[str, str]:
+        if self._source is None:
+            raise TsdError("s3cmd sent a request that tsd-s3cmd did not expect; please report it")
+        return self._source.headers()
+
+    def upload_started(self, upload_id: str, destination: str, source: str) -> None:
+        self.unfinished[upload_id] = (source, destination)
+        if self.store is not None:
+            self.store.record_upload(
+                upload_id,
+                {
+                    "source": source,
+                    "destination": destination,
+                    "command": resume_command(self.argv, upload_id),
+                    "started": self.context.clock(),
+                },
+            )
+
+    def upload_finished(self, upload_id: str) -> None:
+        self.unfinished.pop(upload_id, None)
+        if self.store is not None:
+            self.store.finish_upload(upload_id)
+
+    # -- the run -----------------------------------------------------------------
+
+    def run(self, s3cmd_args: Sequence[str]) -> int:
+        try:
+            status = s3cmd_shim.run(s3cmd_args, self)
+        except TsdError as err:
+            self.context.message(str(err))
+            self._print_resume()
+            return err.exit_code
+        if status != 0:
+            self._print_resume()
+        return status
+
+    def _print_resume(self) -> None:
+        for upload_id, (source, destination) in self.unfinished.items():
+            self.context.message(
+                f"the upload of '{source}' to {destination} is unfinished; resume it with:\n"
+                f"  {resume_command(self.argv, upload_id)}"
+            )

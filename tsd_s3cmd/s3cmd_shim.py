@@ -1,0 +1,257 @@
+"""The one place where tsd-s3cmd reaches into s3cmd.
+
+s3cmd from PyPI has no way to put headers on every request: ``--add-header``
+reaches only PUT, copy and bucket-create. TSD refuses any request without
+``token`` and ``x-project-select``, so tsd-s3cmd runs s3cmd's own ``s3cmd``
+script in this interpreter (no second process, no token on any command line)
+with four hooks:
+
+1. ``S3.S3.S3Request.get_triplet``: every request, retries included, passes
+   through it just before it is signed and sent. The hook adds the two headers
+   there, so they are covered by the AWS signature and a token renewed during
+   a long transfer is used from the next request on.
+2. ``optparse.OptionParser``: s3cmd parses its own command line; a subclass
+   hands the result (command, arguments, config path) to tsd-s3cmd, so the
+   token type follows s3cmd's reading of the arguments, not a copy of it.
+3. ``S3.MultiPart.MultiPartUpload``: starting and finishing a multipart upload
+   are reported, so an interrupted upload can be resumed with ``--upload-id``.
+4. A logging filter that removes tokens from s3cmd's ``--debug`` output.
+
+``check_compatible`` runs before every s3cmd run. It verifies that the hooks
+still hold for the installed s3cmd, in particular that every method of
+``S3.S3.S3`` that talks HTTP goes through ``get_triplet``. A future s3cmd that
+sent a request another way would otherwise go out without the headers; this
+way it gives a clear error instead.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import optparse
+import os
+import sys
+import sysconfig
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any, Protocol
+
+from . import tokens
+from .errors import EX_BREAK, ConfigError, TsdError
+
+TESTED_VERSIONS = "2.3 and 2.4"
+_HTTP_CALLS = frozenset({"request", "putrequest", "endheaders", "getresponse"})
+
+
+class Hooks(Protocol):
+    """What the runner supplies to a run of s3cmd."""
+
+    def parsed(self, options: optparse.Values, args: Sequence[str]) -> None:
+        """s3cmd has parsed its command line (``args[0]`` is the command)."""
+
+    def headers(self) -> Mapping[str, str]:
+        """Extra headers for the request about to be signed."""
+
+    def upload_started(self, upload_id: str, destination: str, source: str) -> None: ...
+
+    def upload_finished(self, upload_id: str) -> None: ...
+
+
+class _Abort(BaseException):
+    """Carries a TsdError out of s3cmd.
+
+    s3cmd catches ``Exception`` broadly (to retry, or to print a bug report);
+    an error of ours must pass through all of that untouched, as a
+    KeyboardInterrupt does.
+    """
+
+    def __init__(self, error: TsdError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _guarded(call: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return call(*args)
+    except TsdError as err:
+        raise _Abort(err) from err
+
+
+class _Redact(logging.Filter):
+    """Replace tokens in s3cmd's log records (``--debug`` prints every header)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = tokens.redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def version() -> str:
+    try:
+        from S3 import PkgInfo
+    except ImportError:
+        return "not installed"
+    return str(PkgInfo.version)
+
+
+def script_path() -> Path:
+    """The ``s3cmd`` script that belongs to the installed S3 package."""
+    candidates = [Path(sysconfig.get_path("scripts")) / "s3cmd"]
+    with suppress(KeyError):
+        candidates.append(Path(sysconfig.get_path("scripts", f"{os.name}_user")) / "s3cmd")
+    candidates.append(Path(sys.executable).parent / "s3cmd")
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    from importlib import metadata
+
+    try:
+        for file in metadata.distribution("s3cmd").files or ():
+            if file.name == "s3cmd" and file.parent.name == "bin":
+                located = Path(str(file.locate()))
+                if located.is_file():
+                    return located
+    except metadata.PackageNotFoundError:
+        pass
+    raise ConfigError("s3cmd is not installed with this Python; reinstall tsd-s3cmd")
+
+
+def check_compatible() -> None:
+    """Fail clearly, before any request, if the hooks do not fit this s3cmd."""
+    problem = _incompatibility()
+    if problem:
+        raise ConfigError(
+            f"the installed s3cmd {version()} does not work with tsd-s3cmd ({problem}); "
+            f"install a tested release ({TESTED_VERSIONS}): pip install 's3cmd>=2.3,<2.5'"
+        )
+
+
+def _incompatibility() -> str | None:
+    try:
+        from S3 import S3 as s3_module
+        from S3 import MultiPart
+    except ImportError as err:
+        return f"cannot import it: {err}"
+    request = getattr(s3_module, "S3Request", None)
+    client = getattr(s3_module, "S3", None)
+    if request is None or client is None:
+        return "S3.S3 has no S3Request or S3 class"
+    triplet = getattr(request, "get_triplet", None)
+    if triplet is None or "sign" not in triplet.__code__.co_names:
+        return "S3Request.get_triplet no longer signs the request"
+    for name, value in vars(client).items():
+        names = getattr(getattr(value, "__code__", None), "co_names", ())
+        if _HTTP_CALLS & set(names) and "get_triplet" not in names:
+            return f"S3.{name} sends requests without S3Request.get_triplet"
+    upload = getattr(MultiPart, "MultiPartUpload", None)
+    for method in ("initiate_multipart_upload", "complete_multipart_upload", "abort_upload"):
+        if not callable(getattr(upload, method, None)):
+            return f"MultiPartUpload.{method} is missing"
+    return None
+
+
+@contextmanager
+def _patched(owner: Any, name: str, replacement: Any) -> Iterator[None]:
+    original = getattr(owner, name)
+    setattr(owner, name, replacement)
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
+
+
+@contextmanager
+def _hooks_installed(hooks: Hooks) -> Iterator[None]:
+    from S3 import S3 as s3_module
+    from S3 import MultiPart
+
+    original_triplet = s3_module.S3Request.get_triplet
+
+    def get_triplet(self: Any) -> Any:
+        self.headers.update(_guarded(hooks.headers))
+        return original_triplet(self)
+
+    class OptionParser(optparse.OptionParser):
+        def parse_args(self, args: Any = None, values: Any = None) -> Any:
+            options, positional = super().parse_args(args, values)
+            _guarded(hooks.parsed, options, list(positional))
+            return options, positional
+
+    upload_class = MultiPart.MultiPartUpload
+    original_initiate = upload_class.initiate_multipart_upload
+    original_complete = upload_class.complete_multipart_upload
+    original_abort = upload_class.abort_upload
+
+    def initiate(self: Any) -> Any:
+        upload_id = original_initiate(self)
+        stream = getattr(self, "file_stream", None)
+        source = getattr(stream, "stream_name", None)
+        # A copy between buckets, or an upload from stdin, cannot be resumed.
+        if upload_id and source and source != "<stdin>":
+            _guarded(hooks.upload_started, upload_id, self.dst_uri.uri(), source)
+        return upload_id
+
+    def complete(self: Any) -> Any:
+        response = original_complete(self)
+        _guarded(hooks.upload_finished, self.upload_id)
+        return response
+
+    def abort(self: Any) -> Any:
+        response = original_abort(self)
+        _guarded(hooks.upload_finished, self.upload_id)
+        return response
+
+    redact = _Redact()
+    logging.getLogger().addFilter(redact)
+    try:
+        with (
+            _patched(s3_module.S3Request, "get_triplet", get_triplet),
+            _patched(optparse, "OptionParser", OptionParser),
+            _patched(upload_class, "initiate_multipart_upload", initiate),
+            _patched(upload_class, "complete_multipart_upload", complete),
+            _patched(upload_class, "abort_upload", abort),
+        ):
+            yield
+    finally:
+        logging.getLogger().removeFilter(redact)
+
+
+def run(args: Sequence[str], hooks: Hooks, prog: str = "tsd-s3cmd") -> int:
+    """Run s3cmd with ``args`` in this interpreter; its exit status.
+
+    s3cmd reads ``sys.argv`` and replaces ``sys.stdout``/``sys.stderr``;
+    both are restored afterwards. A TsdError raised by a hook is re-raised
+    here, after s3cmd has unwound.
+    """
+    check_compatible()
+    path = script_path()
+    code = compile(path.read_bytes(), str(path), "exec")
+    saved = sys.argv, sys.stdout, sys.stderr
+    sys.argv = [prog, *args]
+    namespace = {"__name__": "__main__", "__file__": str(path), "__builtins__": builtins}
+    try:
+        with _hooks_installed(hooks):
+            exec(code, namespace)
+        return 0
+    except SystemExit as exit_:
+        return _exit_status(exit_.code)
+    except _Abort as abort:
+        raise abort.error from None
+    except KeyboardInterrupt:
+        return EX_BREAK
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with suppress(OSError, ValueError):
+                stream.flush()
+        sys.argv, sys.stdout, sys.stderr = saved
+
+
+def _exit_status(code: object) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    return 1

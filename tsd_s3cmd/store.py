@@ -1,0 +1,468 @@
+"""The credential and token store: API keys, cached tokens, unfinished uploads.
+
+Everything lives in ``$XDG_CONFIG_HOME/tsd-s3cmd/`` (default
+``~/.config/tsd-s3cmd/``), a directory of mode 0700 holding JSON files of mode
+0600:
+
+- ``credentials.json``: ``{env: {project: {"api_key", "user"}}}``, written by
+  ``--register`` and by API key renewal;
+- ``tokens.json``: ``{env: {project: {token type: {...}}}}``, the login cache;
+- ``uploads.json``: multipart uploads started and not finished, so that
+  ``--status`` can print the command that resumes one after a crash.
+
+Files are replaced atomically (write a temporary file, fsync, rename), so a
+crash or a full disk leaves the old file whole. Read-modify-write cycles run
+under ``lock()``, an ``flock`` on ``.lock`` that the kernel releases when its
+holder dies, so concurrent processes (a Slurm array) never tear a file or
+spend one refresh token twice. As ssh does with keys, a file that other users
+could read is refused until its owner fixes the mode.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import stat
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from . import tokens
+from .errors import EX_IOERR, ConfigError, TsdError
+
+
+class CorruptFileError(ConfigError):
+    """A file that exists but cannot be parsed."""
+
+
+CREDENTIALS = "credentials.json"
+TOKENS = "tokens.json"
+UPLOADS = "uploads.json"
+LOCK = ".lock"
+
+# Refresh a token when less than this share of its lifetime is left ...
+REFRESH_FRACTION = 0.25
+# ... but never more than this many seconds before it expires.
+REFRESH_MARGIN_MAX = 300.0
+LOCK_TIMEOUT = 600.0
+
+
+@dataclass
+class Registration:
+    """A project's API key, from ``--register`` or borrowed from tacl."""
+
+    api_key: str
+    user: str | None = None
+    source: str = "tsd-s3cmd"
+
+    def expires(self) -> float | None:
+        try:
+            return tokens.expiry(self.api_key)
+        except tokens.NotAToken:
+            return None
+
+
+@dataclass
+class CachedToken:
+    """An access token, when it stops working, and how to get the next one."""
+
+    type: str
+    token: str
+    expires: float
+    issued: float
+    refresh_token: str | None = None
+    refresh_expires: float | None = None
+    refreshes_left: int | None = None
+    user: str | None = None
+
+    @classmethod
+    def from_answer(
+        cls, token_type: str, token: str, refresh_token: str | None, now: float
+    ) -> CachedToken:
+        """Build a cache entry from what the auth API answered."""
+        refresh_expires = refreshes_left = None
+        if refresh_token:
+            try:
+                refresh_claims = tokens.claims(refresh_token)
+                refresh_expires = float(refresh_claims["exp"])
+                counter = refresh_claims.get("counter")
+                refreshes_left = counter if isinstance(counter, int) else None
+            except (tokens.NotAToken, KeyError, TypeError, ValueError):
+                pass
+        user = tokens.claims(token).get("user")
+        return cls(
+            type=token_type,
+            token=token,
+            expires=tokens.expiry(token),
+            issued=now,
+            refresh_token=refresh_token or None,
+            refresh_expires=refresh_expires,
+            refreshes_left=refreshes_left,
+            user=user if isinstance(user, str) else None,
+        )
+
+    @classmethod
+    def from_dict(cls, entry: Any) -> CachedToken:
+        """A cache entry read back from JSON; TypeError or ValueError if malformed."""
+        if not isinstance(entry, dict):
+            raise TypeError("not an object")
+        token = cls(**entry)
+        numbers = (token.expires, token.issued)
+        optional = (token.refresh_expires, token.refreshes_left)
+        texts = (token.type, token.token)
+        if (
+            not all(isinstance(n, (int, float)) and not isinstance(n, bool) for n in numbers)
+            or not all(n is None or isinstance(n, (int, float)) for n in optional)
+            or not all(isinstance(t, str) and t for t in texts)
+            or not isinstance(token.refresh_token, (str, type(None)))
+            or not isinstance(token.user, (str, type(None)))
+        ):
+            raise ValueError("a field has the wrong type")
+        return token
+
+    def margin(self) -> float:
+        """How long before expiry to renew: a share of the lifetime, at most five minutes."""
+        lifetime = max(self.expires - self.issued, 0.0)
+        return min(lifetime * REFRESH_FRACTION, REFRESH_MARGIN_MAX)
+
+    def fresh(self, now: float) -> bool:
+        """Good to use without asking the auth API anything."""
+        return now < self.expires - self.margin()
+
+    def refreshable(self, now: float) -> bool:
+        return bool(self.refresh_token) and (
+            self.refresh_expires is None or now < self.refresh_expires
+        )
+
+
+def _check_private(path: Path, st: os.stat_result, what: str) -> None:
+    """Refuse a secret-holding file or directory that someone else controls or can read."""
+    if st.st_uid != os.geteuid():
+        raise ConfigError(f"{path} belongs to another user; refusing to use {what} from it")
+    if stat.S_ISDIR(st.st_mode):
+        if st.st_mode & 0o022:
+            raise ConfigError(
+                f"{path} can be written by other users; fix it with: chmod 700 '{path}'"
+            )
+    elif st.st_mode & 0o077:
+        raise ConfigError(f"{path} can be read by other users; fix it with: chmod 600 '{path}'")
+
+
+class Store:
+    """Reads and writes the files in the config directory."""
+
+    def __init__(self, directory: Path, tacl_config: Path, warn: Callable[[str], None]) -> None:
+        self.directory = directory
+        self.tacl_config = tacl_config
+        self._warn = warn
+
+    # -- files -----------------------------------------------------------
+
+    def _path(self, name: str) -> Path:
+        return self.directory / name
+
+    def _ensure_directory(self) -> None:
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            st = self.directory.stat()
+            if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) != 0o700:
+                os.chmod(self.directory, 0o700)
+        except OSError as err:
+            raise TsdError(f"cannot create {self.directory}: {err.strerror}", EX_IOERR) from err
+
+    def _read(self, name: str) -> Any:
+        """The parsed JSON of a file, ``None`` if there is none; ValueError if corrupt."""
+        path = self._path(name)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise ConfigError(f"{path} is a symbolic link; refusing to follow it") from err
+            raise ConfigError(f"cannot read {path}: {err.strerror}") from err
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise ConfigError(f"{path} is not a regular file; move it away")
+            _check_private(path, st, "secrets")
+            _check_private(self.directory, self.directory.stat(), "secrets")
+            data = f.read()
+        return json.loads(data.decode("utf-8"))
+
+    def _write(self, name: str, value: Any) -> None:
+        """Replace a file atomically; on failure the old file is untouched."""
+        self._ensure_directory()
+        path = self._path(name)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        data = (json.dumps(value, indent=1, sort_keys=True) + "\n").encode("utf-8")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            try:
+                os.fchmod(fd, 0o600)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except OSError as err:
+            with suppress(OSError):
+                os.unlink(tmp)
+            raise TsdError(f"could not write {path}: {err.strerror}", EX_IOERR) from err
+        try:
+            dir_fd = os.open(self.directory, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError:
+            pass  # the rename is done; a directory fsync is best effort
+
+    def _read_cache(self, name: str) -> dict[str, Any]:
+        """A cache file's contents; a corrupt cache is reported and treated as empty."""
+        try:
+            value = self._read(name)
+        except (ValueError, UnicodeDecodeError) as err:
+            self._warn(f"{self._path(name)} is corrupt ({_short(err)}); ignoring it")
+            return {}
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self._warn(f"{self._path(name)} is corrupt (not a JSON object); ignoring it")
+            return {}
+        return value
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the store's lock; released by the kernel if this process dies."""
+        import fcntl
+
+        self._ensure_directory()
+        path = self._path(LOCK)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as err:
+            raise TsdError(f"cannot open {path}: {err.strerror}", EX_IOERR) from err
+        try:
+            deadline = time.monotonic() + LOCK_TIMEOUT
+            told = False
+            delay = 0.01
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    now = time.monotonic()
+                    if now > deadline:
+                        raise TsdError(
+                            f"another tsd-s3cmd has held {path} for {LOCK_TIMEOUT:.0f}s; "
+                            "is one waiting for a login at a terminal?",
+                            EX_IOERR,
+                        ) from None
+                    if not told and now > deadline - LOCK_TIMEOUT + 2:
+                        self._warn("waiting for another tsd-s3cmd to finish logging in")
+                        told = True
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.2)
+            yield
+        finally:
+            os.close(fd)
+
+    # -- registrations ----------------------------------------------------
+
+    def registrations(self) -> dict[str, dict[str, Registration]]:
+        """tsd-s3cmd's own API keys. A corrupt file is an error: keys cannot be re-derived."""
+        path = self._path(CREDENTIALS)
+        try:
+            raw = self._read(CREDENTIALS)
+            if raw is None:
+                return {}
+            parsed = {
+                env: {
+                    pnum: Registration(api_key=entry["api_key"], user=entry.get("user"))
+                    for pnum, entry in projects.items()
+                }
+                for env, projects in raw.items()
+            }
+            for projects in parsed.values():
+                for reg in projects.values():
+                    if not isinstance(reg.api_key, str) or not isinstance(
+                        reg.user, (str, type(None))
+                    ):
+                        raise TypeError("a field has the wrong type")
+            return parsed
+        except (ValueError, UnicodeDecodeError, AttributeError, KeyError, TypeError) as err:
+            raise CorruptFileError(
+                f"{path} is corrupt ({_short(err)}); register again with "
+                "'tsd-s3cmd --register' (the damaged file is kept beside it)"
+            ) from err
+
+    def _tacl_keys(self) -> dict[str, dict[str, str]]:
+        """tsd-api-client's API keys, YAML shaped ``{env: {project: api_key}}``."""
+        try:
+            with open(self.tacl_config, "rb") as f:
+                _check_private(self.tacl_config, os.fstat(f.fileno()), "API keys")
+                data = f.read()
+        except FileNotFoundError:
+            return {}
+        except OSError as err:
+            self._warn(f"cannot read {self.tacl_config}: {err.strerror}; ignoring it")
+            return {}
+        import yaml
+
+        try:
+            raw = yaml.safe_load(data)
+        except yaml.YAMLError:
+            self._warn(f"{self.tacl_config} is not valid YAML; ignoring it")
+            return {}
+        if not isinstance(raw, dict):
+            return {}
+        return {
+            str(env): {str(p): k for p, k in projects.items() if isinstance(k, str) and k}
+            for env, projects in raw.items()
+            if isinstance(projects, dict)
+        }
+
+    def registration(self, env: str, pnum: str) -> Registration | None:
+        """The API key to use for a project: our own, else one tacl registered."""
+        own = self.registrations().get(env, {}).get(pnum)
+        if own:
+            return own
+        key = self._tacl_keys().get(env, {}).get(pnum)
+        if not key:
+            return None
+        try:
+            user = tokens.claims(key).get("user")
+        except tokens.NotAToken:
+            user = None
+        return Registration(
+            api_key=key, user=user if isinstance(user, str) else None, source="tacl"
+        )
+
+    def projects(self, env: str) -> list[str]:
+        """Projects with an API key for ``env``: ours, or if we have none, tacl's."""
+        return list(self.registrations().get(env, {}) or self._tacl_keys().get(env, {}))
+
+    def all_registrations(self) -> dict[str, dict[str, Registration]]:
+        """Ours and tacl's, for ``--status``."""
+        merged = self.registrations()
+        for env, keys in self._tacl_keys().items():
+            for pnum in keys:
+                if pnum not in merged.get(env, {}):
+                    reg = self.registration(env, pnum)
+                    if reg:
+                        merged.setdefault(env, {})[pnum] = reg
+        return merged
+
+    def save_registration(self, env: str, pnum: str, registration: Registration) -> None:
+        """Store an API key (call under ``lock()``); a corrupt old file is kept aside."""
+        try:
+            current = self.registrations()
+        except CorruptFileError:
+            path = self._path(CREDENTIALS)
+            aside = path.with_name(f"{path.name}.corrupt")
+            os.replace(path, aside)
+            self._warn(f"kept the damaged {path.name} as {aside}")
+            current = {}
+        current.setdefault(env, {})[pnum] = Registration(registration.api_key, registration.user)
+        self._write(
+            CREDENTIALS,
+            {
+                e: {p: {"api_key": r.api_key, "user": r.user} for p, r in projects.items()}
+                for e, projects in current.items()
+            },
+        )
+
+    # -- tokens ------------------------------------------------------------
+
+    def _tokens(self) -> dict[str, dict[str, dict[str, CachedToken]]]:
+        """The token cache, with anything malformed in it reported and dropped."""
+        parsed: dict[str, dict[str, dict[str, CachedToken]]] = {}
+        dropped = False
+        for env, projects in self._read_cache(TOKENS).items():
+            for pnum, types in projects.items() if isinstance(projects, dict) else ():
+                for kind, entry in types.items() if isinstance(types, dict) else ():
+                    try:
+                        token = CachedToken.from_dict(entry)
+                    except (TypeError, ValueError):
+                        dropped = True
+                        continue
+                    if token.type == kind:
+                        parsed.setdefault(env, {}).setdefault(pnum, {})[kind] = token
+            dropped = dropped or not isinstance(projects, dict)
+        if dropped:
+            self._warn(f"{self._path(TOKENS)} has unreadable entries; ignoring them")
+        return parsed
+
+    def token(self, env: str, pnum: str, token_type: str) -> CachedToken | None:
+        return self._tokens().get(env, {}).get(pnum, {}).get(token_type)
+
+    def all_tokens(self) -> Iterator[tuple[str, str, CachedToken]]:
+        for env, projects in self._tokens().items():
+            for pnum, types in projects.items():
+                for token in types.values():
+                    yield env, pnum, token
+
+    def _write_tokens(self, cache: dict[str, dict[str, dict[str, CachedToken]]]) -> None:
+        self._write(
+            TOKENS,
+            {
+                env: {p: {k: asdict(t) for k, t in types.items()} for p, types in projects.items()}
+                for env, projects in cache.items()
+            },
+        )
+
+    def save_token(self, env: str, pnum: str, token: CachedToken) -> None:
+        """Cache a token (call under ``lock()``)."""
+        current = self._tokens()
+        current.setdefault(env, {}).setdefault(pnum, {})[token.type] = token
+        self._write_tokens(current)
+
+    def forget_tokens(self, env: str | None = None, pnum: str | None = None) -> int:
+        """Drop cached tokens, all or those of one environment and/or project."""
+        current = self._tokens()
+        dropped = 0
+        for e in list(current):
+            if env is not None and e != env:
+                continue
+            for p in list(current[e]):
+                if pnum is not None and p != pnum:
+                    continue
+                dropped += len(current[e].pop(p))
+            if not current[e]:
+                del current[e]
+        if dropped or self._path(TOKENS).exists():
+            self._write_tokens(current)
+        return dropped
+
+    # -- unfinished uploads -------------------------------------------------
+
+    def uploads(self) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in self._read_cache(UPLOADS).items() if isinstance(v, dict)}
+
+    def record_upload(self, upload_id: str, details: dict[str, Any]) -> None:
+        with self.lock():
+            current = self.uploads()
+            current[upload_id] = details
+            self._write(UPLOADS, current)
+
+    def finish_upload(self, upload_id: str) -> None:
+        with self.lock():
+            current = self.uploads()
+            if current.pop(upload_id, None) is not None:
+                self._write(UPLOADS, current)
+
+
+def _short(err: Exception) -> str:
+    """An exception as a few words, safe to print (no file contents)."""
+    if isinstance(err, json.JSONDecodeError):
+        return f"invalid JSON at line {err.lineno}"
+    if isinstance(err, UnicodeDecodeError):
+        return "not UTF-8 text"
+    return type(err).__name__

@@ -9,13 +9,13 @@ is imported here and only here, so a run with a cached token never loads it.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from . import __version__, tokens
-from .errors import AuthError, TsdError, UnreachableError
+from .errors import ApiError, AuthError, UnreachableError
 
 DEFAULT_TIMEOUT = 20.0
 CONNECT_TIMEOUT = 5.0
@@ -41,14 +41,6 @@ class Credentials:
 class TokenAnswer:
     token: str
     refresh_token: str | None
-
-
-class ApiError(TsdError):
-    """The API answered, and said no. ``status`` is the HTTP status."""
-
-    def __init__(self, message: str, status: int, exit_code: int | None = None) -> None:
-        super().__init__(message, exit_code)
-        self.status = status
 
 
 class AuthApi:

@@ -12,16 +12,18 @@ spend each refresh token once.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 from . import tokens
-from .auth_api import ApiError, AuthApi
-from .context import Environment
-from .environments import ApiEnvironment
-from .errors import AuthError, ConfigError, UsageError
-from .prompts import Prompter
+from .errors import ApiError, AuthError, ConfigError, UsageError
 from .store import CachedToken, Registration, Store
+
+TYPE_CHECKING = False  # typing is not loaded at run time; see cli.py
+if TYPE_CHECKING:
+    from .auth_api import AuthApi
+    from .context import Environment
+    from .environments import ApiEnvironment
+    from .prompts import Prompter
 
 # Renew an API key this close to its expiry rather than fail a run on it.
 API_KEY_RENEW_AHEAD = 60.0
@@ -69,6 +71,8 @@ def resolve_project(store: Store, env: ApiEnvironment, requested: str | None) ->
 
 
 def _auth_api(context: Environment, env: ApiEnvironment, pnum: str) -> AuthApi:
+    from .auth_api import AuthApi
+
     timeout = context.environ.get("TSD_S3CMD_HTTP_TIMEOUT")
     try:
         seconds = float(timeout) if timeout else None
@@ -115,19 +119,33 @@ def register(
     return pnum, registration
 
 
-@dataclass
 class Broker:
     """Tokens for one project in one environment."""
 
-    context: Environment
-    store: Store
-    env: ApiEnvironment
-    pnum: str
-    prompter: Prompter
-    basic: bool = False
-
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        context: Environment,
+        store: Store,
+        env: ApiEnvironment,
+        pnum: str,
+        prompter: Callable[[], Prompter],
+        basic: bool = False,
+    ) -> None:
+        """``prompter`` is called only when someone must be asked for credentials."""
+        self.context = context
+        self.store = store
+        self.env = env
+        self.pnum = pnum
+        self._make_prompter = prompter
+        self._prompter: Prompter | None = None
+        self.basic = basic
         self._api: AuthApi | None = None
+
+    @property
+    def prompter(self) -> Prompter:
+        if self._prompter is None:
+            self._prompter = self._make_prompter()
+        return self._prompter
 
     @property
     def api(self) -> AuthApi:

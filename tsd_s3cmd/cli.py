@@ -1,71 +1,142 @@
 """The command line: TSD options anywhere, everything else to s3cmd, unchanged and in order.
 
-``split_arguments`` takes the TSD options out of the argument list (by the
-names click knows) and leaves every other argument exactly as it was: no
-word splitting, no reordering, names with spaces, unicode or a leading dash
-intact, and nothing after ``--`` touched. click then parses the TSD part.
+``split_arguments`` takes the TSD options out of the argument list and
+leaves every other argument exactly as it was: no word splitting, no
+reordering, names with spaces, unicode or a leading dash intact, and nothing
+after ``--`` touched. click parses the TSD part.
+
+Start-up matters: ``tsd-s3cmd ls`` should cost what ``s3cmd ls`` costs. So a
+command line with no TSD options (the everyday case, with a cached token)
+goes straight to s3cmd without building the click command, and the modules
+on that path import neither click, typing, dataclasses nor requests: each of
+those costs a noticeable share of an ``ls`` on a small machine (see
+benchmarks/). Everything else is imported where it is used.
 """
 
 from __future__ import annotations
 
-import platform
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import NoReturn
 
-import click
-
-from . import __version__, broker, token_choice, tokens
+from . import __version__, broker
 from .context import PROG, Environment
-from .environments import DEFAULT, ENVIRONMENTS, ApiEnvironment
+from .environments import DEFAULT, ENVIRONMENTS
 from .errors import EX_BREAK, EX_USAGE, TsdError, UsageError
-from .guide import GUIDE, USAGE
+
+TYPE_CHECKING = False  # typing is not loaded at run time (see above)
+if TYPE_CHECKING:
+    from typing import NoReturn
+
+    import click
+
+    from .environments import ApiEnvironment
+    from .store import Store
+
+# Every TSD option, and whether it takes a value. The click command below
+# declares the same options; a unit test keeps the two in step.
+TSD_OPTIONS = {
+    "--env": True,
+    "--usetest": False,
+    "--usealt": False,
+    "--project": True,
+    "--register": False,
+    "--basic": False,
+    "--print-token-for": True,
+    "--status": False,
+    "--logout": False,
+    "--guide": False,
+    "-h": False,
+    "--help": False,
+    "--s3cmd-help": False,
+    "--version": False,
+}
 
 
-@dataclass
 class Invocation:
-    """What click does not parse: the whole command line and s3cmd's part of it."""
+    """One run: the outside world, the whole command line, and s3cmd's part of it."""
 
-    context: Environment
-    argv: list[str]
-    s3cmd_args: list[str]
+    def __init__(self, context: Environment, argv: list[str], s3cmd_args: list[str]) -> None:
+        self.context = context
+        self.argv = argv
+        self.s3cmd_args = s3cmd_args
 
 
-@click.command(add_help_option=False, context_settings={"max_content_width": 100})
-@click.option("--env", "env_name", type=click.Choice(list(ENVIRONMENTS)), default=None)
-@click.option("--usetest", is_flag=True)
-@click.option("--usealt", is_flag=True)
-@click.option("--project", metavar="PNUM")
-@click.option("--register", is_flag=True)
-@click.option("--basic", is_flag=True)
-@click.option("--print-token-for", "print_token_for", metavar="COMMAND")
-@click.option("--status", is_flag=True)
-@click.option("--logout", is_flag=True)
-@click.option("--guide", "-h", "--help", "guide", is_flag=True)
-@click.option("--s3cmd-help", "s3cmd_help", is_flag=True)
-@click.option("--version", is_flag=True)
-@click.pass_obj
-def command(
+def split_arguments(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(TSD options, s3cmd arguments), each in its original order.
+
+    An option is ours only when spelled exactly (s3cmd's abbreviations of its
+    own long options stay s3cmd's); ``--name=value`` and ``--name value`` both
+    work. From ``--`` on, everything is s3cmd's, ``--`` included, so that
+    ``tsd-s3cmd put -- -odd-name s3://b`` reaches s3cmd as typed.
+    """
+    tsd: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest.extend(argv[i:])
+            break
+        name, has_value, _ = arg.partition("=")
+        if arg in TSD_OPTIONS:
+            tsd.append(arg)
+            if TSD_OPTIONS[arg] and i + 1 < len(argv):
+                tsd.append(argv[i + 1])
+                i += 1
+        elif has_value and TSD_OPTIONS.get(name):
+            tsd.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return tsd, rest
+
+
+def _click_command() -> click.Command:
+    """The TSD options as a click command, built only when there are some to parse."""
+    import click
+
+    @click.command(add_help_option=False)
+    @click.option("--env", "env_name", type=click.Choice(list(ENVIRONMENTS)), default=None)
+    @click.option("--usetest", is_flag=True)
+    @click.option("--usealt", is_flag=True)
+    @click.option("--project", metavar="PNUM")
+    @click.option("--register", is_flag=True)
+    @click.option("--basic", is_flag=True)
+    @click.option("--print-token-for", "print_token_for", metavar="COMMAND")
+    @click.option("--status", is_flag=True)
+    @click.option("--logout", is_flag=True)
+    @click.option("--guide", "-h", "--help", "guide", is_flag=True)
+    @click.option("--s3cmd-help", "s3cmd_help", is_flag=True)
+    @click.option("--version", is_flag=True)
+    @click.pass_obj
+    def command(inv: Invocation, **options: object) -> int:
+        return dispatch(inv, **options)  # type: ignore[arg-type]
+
+    return command
+
+
+def dispatch(
     inv: Invocation,
-    env_name: str | None,
-    usetest: bool,
-    usealt: bool,
-    project: str | None,
-    register: bool,
-    basic: bool,
-    print_token_for: str | None,
-    status: bool,
-    logout: bool,
-    guide: bool,
-    s3cmd_help: bool,
-    version: bool,
+    env_name: str | None = None,
+    usetest: bool = False,
+    usealt: bool = False,
+    project: str | None = None,
+    register: bool = False,
+    basic: bool = False,
+    print_token_for: str | None = None,
+    status: bool = False,
+    logout: bool = False,
+    guide: bool = False,
+    s3cmd_help: bool = False,
+    version: bool = False,
 ) -> int:
+    """Do what the options ask; with none, run s3cmd."""
     context = inv.context
     if version:
         return _version(context)
     if guide:
+        from .guide import GUIDE
+
         context.stdout.write(GUIDE)
         return 0
     if s3cmd_help:
@@ -77,7 +148,7 @@ def command(
             ("--register", register),
             ("--status", status),
             ("--logout", logout),
-            ("--print-token-for", print_token_for),
+            ("--print-token-for", print_token_for is not None),
         )
         if on
     ]
@@ -88,12 +159,16 @@ def command(
     if register:
         return _register(context, env, env_given, project)
     if status:
-        return _status(context)
+        from .status import show_status
+
+        return show_status(context, _store(context))
     if logout:
         return _logout(context, env if env_given else None, project)
     if print_token_for is not None:
         return _print_token(context, env, project, basic, print_token_for, inv.s3cmd_args)
     if not inv.s3cmd_args:
+        from .guide import USAGE
+
         context.stderr.write(
             f"{USAGE}\nRun '{PROG} --guide' for a walk-through of TSD's S3 API, "
             f"'{PROG} --s3cmd-help' for s3cmd's commands.\n"
@@ -102,70 +177,41 @@ def command(
     return _run_s3cmd(inv, env, project, basic, inv.s3cmd_args)
 
 
-# -- splitting the command line ------------------------------------------------
-
-
-def _tsd_options() -> dict[str, bool]:
-    """Every TSD option string, and whether it takes a value."""
-    found: dict[str, bool] = {}
-    for param in command.params:
-        if isinstance(param, click.Option):
-            for name in (*param.opts, *param.secondary_opts):
-                found[name] = not param.is_flag
-    return found
-
-
-def split_arguments(argv: Sequence[str]) -> tuple[list[str], list[str]]:
-    """(TSD options, s3cmd arguments), each in its original order.
-
-    An option is ours only when spelled exactly (s3cmd's abbreviations of its
-    own long options stay s3cmd's); ``--name=value`` and ``--name value`` both
-    work. From ``--`` on, everything is s3cmd's, ``--`` included, so that
-    ``tsd-s3cmd put -- -odd-name s3://b`` reaches s3cmd as typed.
-    """
-    ours = _tsd_options()
-    tsd: list[str] = []
-    rest: list[str] = []
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg == "--":
-            rest.extend(argv[i:])
-            break
-        name, has_value, _ = arg.partition("=")
-        if arg in ours:
-            tsd.append(arg)
-            if ours[arg] and i + 1 < len(argv):
-                tsd.append(argv[i + 1])
-                i += 1
-        elif has_value and ours.get(name):
-            tsd.append(arg)
-        else:
-            rest.append(arg)
-        i += 1
-    return tsd, rest
-
-
 # -- actions ---------------------------------------------------------------------
 
 
 def _environment(env_name: str | None, usetest: bool, usealt: bool) -> tuple[ApiEnvironment, bool]:
+    """The environment asked for, and whether it was asked for at all."""
     chosen = {
-        name for name, on in ((env_name, bool(env_name)), ("test", usetest), ("alt", usealt)) if on
+        name
+        for name, on in ((env_name, env_name is not None), ("test", usetest), ("alt", usealt))
+        if on and name
     }
     if len(chosen) > 1:
         raise UsageError(f"choose one environment, not {' and '.join(sorted(chosen))}")
-    name = chosen.pop() if chosen else DEFAULT
-    return ENVIRONMENTS[name], bool(env_name or usetest or usealt)
+    return ENVIRONMENTS[chosen.pop() if chosen else DEFAULT], bool(env_name or usetest or usealt)
 
 
-def _store(context: Environment):  # type: ignore[no-untyped-def]
+def _store(context: Environment) -> Store:
     from .store import Store
 
     return Store(context.config_dir, context.tacl_config, context.warn)
 
 
+def _prompter(context: Environment, stdin_is_data: bool = False):  # type: ignore[no-untyped-def]
+    """A factory for the credential prompter, so that prompts.py loads only when needed."""
+
+    def make():  # type: ignore[no-untyped-def]
+        from .prompts import Prompter
+
+        return Prompter(context, "your TSD credentials", stdin_is_data=stdin_is_data)
+
+    return make
+
+
 def _version(context: Environment) -> int:
+    import platform
+
     from . import s3cmd_shim
 
     context.stdout.write(
@@ -180,9 +226,7 @@ def _version(context: Environment) -> int:
 def _register(
     context: Environment, env: ApiEnvironment, env_given: bool, project: str | None
 ) -> int:
-    from .prompts import Prompter
-
-    prompter = Prompter(context, "your TSD credentials")
+    prompter = _prompter(context)()
     if not env_given:
         choices = [(e.name, e.description) for e in ENVIRONMENTS.values()]
         env = ENVIRONMENTS[prompter.choose("Which TSD environment?", choices, DEFAULT)]
@@ -203,7 +247,8 @@ def _print_token(
     for_command: str,
     args: Sequence[str],
 ) -> int:
-    from .prompts import Prompter
+    from . import token_choice, tokens
+    from .status import when
 
     if for_command in (tokens.IMPORT, tokens.EXPORT):
         token_type = for_command
@@ -211,13 +256,13 @@ def _print_token(
         token_type = token_choice.token_type_for(for_command, args[1:] if args else ())
     store = _store(context)
     pnum = broker.resolve_project(store, env, project)
-    prompter = Prompter(context, "your TSD credentials")
-    token = broker.Broker(context, store, env, pnum, prompter, basic=basic).token(token_type)
+    token = broker.Broker(context, store, env, pnum, _prompter(context), basic=basic).token(
+        token_type
+    )
     context.stdout.write(token.token + "\n")
     context.stdout.flush()
-    until = _when(token.expires)
     context.stderr.write(
-        f"{PROG}: that is an {token_type} token for {pnum}, valid until {until}.\n"
+        f"{PROG}: that is an {token_type} token for {pnum}, valid until {when(token.expires)}.\n"
         f'  With tsd-s3cmd: TSD_S3CMD_TOKEN="$T" {PROG} {for_command} ...  '
         "(no login, no cache; the token stays out of the process list)\n"
         f"  With plain s3cmd: put 'add_headers = token:TOKEN,x-project-select:{pnum}' into "
@@ -228,53 +273,6 @@ def _print_token(
         "copy and bucket-create requests, not with listings, downloads, deletes or the parts "
         "of multipart uploads, so TSD refuses those: use tsd-s3cmd for them.\n"
     )
-    return 0
-
-
-def _when(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _status(context: Environment) -> int:
-    store = _store(context)
-    now = context.clock()
-    out = context.stdout
-    registrations = store.all_registrations()
-    cached: dict[tuple[str, str], list] = {}
-    for env_name, pnum, token in store.all_tokens():
-        cached.setdefault((env_name, pnum), []).append(token)
-    keys = sorted({(e, p) for e, ps in registrations.items() for p in ps} | set(cached))
-    if not keys:
-        out.write(f"Nothing registered yet; start with: {PROG} --register\n")
-    for env_name, pnum in keys:
-        reg = registrations.get(env_name, {}).get(pnum)
-        if reg is None:
-            line = "not registered"
-        else:
-            source = " (tsd-api-client's key)" if reg.source == "tacl" else ""
-            expires = reg.expires()
-            key_state = ""
-            if expires is not None:
-                verb = "expired" if expires <= now else "valid until"
-                key_state = f", API key {verb} {_when(expires)}"
-            line = f"registered{source} as {reg.user or 'unknown user'}{key_state}"
-        out.write(f"{env_name} {pnum}: {line}\n")
-        for token in sorted(cached.get((env_name, pnum), []), key=lambda t: t.type):
-            state = f"valid until {_when(token.expires)}" if token.expires > now else "expired"
-            if token.refreshable(now):
-                left = "" if token.refreshes_left is None else f", {token.refreshes_left} left"
-                state += f"; refreshable{left}"
-            out.write(
-                f"  {token.type} token{f' for {token.user}' if token.user else ''}: {state}\n"
-            )
-    unfinished = store.uploads()
-    if unfinished:
-        out.write("Unfinished uploads:\n")
-        for details in unfinished.values():
-            out.write(
-                f"  {details.get('source')} -> {details.get('destination')}\n"
-                f"    resume: {details.get('command')}\n"
-            )
     return 0
 
 
@@ -298,32 +296,27 @@ def _run_s3cmd(
 
     context = inv.context
     given_token = context.environ.get("TSD_S3CMD_TOKEN", "").strip()
+    store = None if given_token else _store(context)
     if given_token:
-        store = None
         static = broker.StaticHeaders(given_token, context.clock)
         if project and project != static.pnum:
             raise UsageError(f"TSD_S3CMD_TOKEN is for {static.pnum}, not {project}")
 
-        def header_source(token_type: str, args: Sequence[str]) -> broker.StaticHeaders:
+    def header_source(token_type: str, args: Sequence[str]):  # type: ignore[no-untyped-def]
+        if given_token:
             if static.token_type != token_type:
                 context.warn(
                     f"TSD_S3CMD_TOKEN is an {static.token_type} token; "
-                    f"'{args[0]}' normally needs {token_type}"
+                    f"'{args[0] if args else 's3cmd'}' normally needs {token_type}"
                 )
             return static
-
-    else:
-        store = _store(context)
-
-        def header_source(token_type: str, args: Sequence[str]) -> broker.HeaderSource:
-            from .prompts import Prompter
-
-            pnum = broker.resolve_project(store, env, project)
-            reads_stdin = args[:1] == ["put"] and "-" in args[1:-1]
-            prompter = Prompter(context, "your TSD credentials", stdin_is_data=reads_stdin)
-            return broker.HeaderSource(
-                broker.Broker(context, store, env, pnum, prompter, basic=basic), token_type
-            )
+        assert store is not None
+        pnum = broker.resolve_project(store, env, project)
+        reads_stdin = args[:1] == ["put"] and "-" in args[1:-1]
+        prompter = _prompter(context, stdin_is_data=reads_stdin)
+        return broker.HeaderSource(
+            broker.Broker(context, store, env, pnum, prompter, basic=basic), token_type
+        )
 
     run = S3cmdRun(
         context,
@@ -343,16 +336,9 @@ def main(argv: Sequence[str] | None = None, context: Environment | None = None) 
     argv = list(sys.argv[1:] if argv is None else argv)
     context = context or Environment.from_process()
     tsd_args, s3cmd_args = split_arguments(argv)
+    inv = Invocation(context, argv, s3cmd_args)
     try:
-        status = command.main(
-            args=tsd_args,
-            prog_name=PROG,
-            standalone_mode=False,
-            obj=Invocation(context, argv, s3cmd_args),
-        )
-    except click.UsageError as err:
-        context.message(err.format_message().replace("\n", " "))
-        status = EX_USAGE
+        status = _parse_and_dispatch(inv, tsd_args) if tsd_args else dispatch(inv)
     except TsdError as err:
         context.message(str(err))
         status = err.exit_code
@@ -361,3 +347,12 @@ def main(argv: Sequence[str] | None = None, context: Environment | None = None) 
         context.message("interrupted")
         status = EX_BREAK
     sys.exit(status)
+
+
+def _parse_and_dispatch(inv: Invocation, tsd_args: list[str]) -> int:
+    import click
+
+    try:
+        return _click_command().main(args=tsd_args, prog_name=PROG, standalone_mode=False, obj=inv)
+    except click.UsageError as err:
+        raise UsageError(err.format_message().replace("\n", " ")) from None

@@ -10,38 +10,50 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, TextIO
 
 PROG = "tsd-s3cmd"
 
-
-def _config_home(environ: Mapping[str, str]) -> Path:
-    xdg = environ.get("XDG_CONFIG_HOME", "")
-    # The XDG spec says to ignore a relative value.
-    if xdg and os.path.isabs(xdg):
-        return Path(xdg)
-    return Path(environ.get("HOME") or os.path.expanduser("~")) / ".config"
+# typing costs a start-up this tool does not otherwise pay; see cli.py.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TextIO
 
 
-@dataclass
 class Environment:
-    stdin: TextIO
-    stdout: TextIO
-    stderr: TextIO
-    environ: Mapping[str, str]
-    clock: Callable[[], float] = time.time
-    config_home: Path = field(default=None)  # type: ignore[assignment]
-
-    def __post_init__(self) -> None:
-        if self.config_home is None:
-            self.config_home = _config_home(self.environ)
+    def __init__(
+        self,
+        stdin: TextIO,
+        stdout: TextIO,
+        stderr: TextIO,
+        environ: Mapping[str, str],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.stdin = stdin
+        self.stdout = stdout
+        self.stderr = stderr
+        self.environ = environ
+        self.clock = clock
 
     @classmethod
     def from_process(cls) -> Environment:
-        return cls(stdin=sys.stdin, stdout=sys.stdout, stderr=sys.stderr, environ=os.environ)
+        return cls(sys.stdin, sys.stdout, sys.stderr, os.environ)
+
+    @property
+    def home(self) -> Path:
+        return Path(self.environ.get("HOME") or os.path.expanduser("~"))
+
+    @property
+    def config_home(self) -> Path:
+        xdg = self.environ.get("XDG_CONFIG_HOME", "")
+        # The XDG spec says to ignore a relative value.
+        return Path(xdg) if os.path.isabs(xdg) else self.home / ".config"
+
+    @property
+    def cache_home(self) -> Path:
+        xdg = self.environ.get("XDG_CACHE_HOME", "")
+        return Path(xdg) if os.path.isabs(xdg) else self.home / ".cache"
 
     @property
     def config_dir(self) -> Path:
@@ -53,10 +65,6 @@ class Environment:
         """tsd-api-client's API keys, reused when tsd-s3cmd has none."""
         return self.config_home / "tacl" / "config"
 
-    @property
-    def home(self) -> Path:
-        return Path(self.environ.get("HOME") or os.path.expanduser("~"))
-
     def stdin_is_terminal(self) -> bool:
         try:
             return self.stdin.isatty()
@@ -64,7 +72,7 @@ class Environment:
             return False
 
     def message(self, text: str) -> None:
-        """One line for the user on stderr, prefixed with the program name."""
+        """A message for the user on stderr, prefixed with the program name."""
         self.stderr.write(f"{PROG}: {text}\n")
         self.stderr.flush()
 

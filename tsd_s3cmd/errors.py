@@ -44,3 +44,11 @@ class AuthError(TsdError):
 
 class UnreachableError(TsdError):
     exit_code = EX_TEMPFAIL
+
+
+class ApiError(TsdError):
+    """TSD's auth API answered, and said no. ``status`` is the HTTP status."""
+
+    def __init__(self, message: str, status: int, exit_code: int | None = None) -> None:
+        super().__init__(message, exit_code)
+        self.status = status

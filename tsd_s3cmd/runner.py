@@ -9,27 +9,31 @@ resumes them.
 
 from __future__ import annotations
 
-import optparse
 import re
-import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Protocol
 
 from . import s3cmd_shim, token_choice
-from .context import PROG, Environment
-from .environments import ApiEnvironment
+from .context import PROG
 from .errors import ConfigError, TsdError
-from .store import Store
 from .tokens import IMPORT
 
+TYPE_CHECKING = False  # typing is not loaded at run time; see cli.py
+if TYPE_CHECKING:
+    import optparse
+    from typing import Protocol
+
+    from .context import Environment
+    from .environments import ApiEnvironment
+    from .store import Store
+
+    class HeaderSource(Protocol):
+        token_type: str
+
+        def headers(self) -> dict[str, str]: ...
+
+
 _SETTING = re.compile(r"^\s*([A-Za-z_][\w-]*)\s*=\s*(.*?)\s*$")
-
-
-class HeaderSource(Protocol):
-    token_type: str
-
-    def headers(self) -> dict[str, str]: ...
 
 
 def s3cfg_template(env: ApiEnvironment, environ: Mapping[str, str]) -> str:
@@ -86,6 +90,8 @@ def read_s3cfg(path: Path, env: ApiEnvironment, environ: Mapping[str, str]) -> d
 
 def resume_command(argv: Sequence[str], upload_id: str) -> str:
     """The user's command again, with ``--upload-id`` set to ``upload_id``."""
+    import shlex
+
     kept: list[str] = []
     rest = iter(argv)
     for arg in rest:
@@ -169,7 +175,9 @@ class S3cmdRun:
 
     def run(self, s3cmd_args: Sequence[str]) -> int:
         try:
-            status = s3cmd_shim.run(s3cmd_args, self)
+            status = s3cmd_shim.run(
+                s3cmd_args, self, cache_dir=self.context.cache_home / "tsd-s3cmd"
+            )
         except TsdError as err:
             self.context.message(str(err))
             self._print_resume()

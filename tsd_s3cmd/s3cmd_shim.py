@@ -17,6 +17,11 @@ with four hooks:
    are reported, so an interrupted upload can be resumed with ``--upload-id``.
 4. A logging filter that removes tokens from s3cmd's ``--debug`` output.
 
+The script is compiled once and its code kept in the user's cache directory
+(validated by the script's path, size and mtime and the Python version): plain
+s3cmd compiles its 3,700 lines on every run, which on a small machine costs
+more than everything tsd-s3cmd adds.
+
 ``check_compatible`` runs before every s3cmd run. It verifies that the hooks
 still hold for the installed s3cmd, in particular that every method of
 ``S3.S3.S3`` that talks HTTP goes through ``get_triplet``. A future s3cmd that
@@ -28,34 +33,39 @@ from __future__ import annotations
 
 import builtins
 import logging
+import marshal
 import optparse
 import os
+import stat
 import sys
-import sysconfig
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, Protocol
 
 from . import tokens
 from .errors import EX_BREAK, ConfigError, TsdError
 
+TYPE_CHECKING = False  # typing is not loaded at run time; see cli.py
+if TYPE_CHECKING:
+    from types import CodeType
+    from typing import Any, Protocol
+
+    class Hooks(Protocol):
+        """What the runner supplies to a run of s3cmd."""
+
+        def parsed(self, options: optparse.Values, args: Sequence[str]) -> None:
+            """s3cmd has parsed its command line (``args[0]`` is the command)."""
+
+        def headers(self) -> Mapping[str, str]:
+            """Extra headers for the request about to be signed."""
+
+        def upload_started(self, upload_id: str, destination: str, source: str) -> None: ...
+
+        def upload_finished(self, upload_id: str) -> None: ...
+
+
 TESTED_VERSIONS = "2.3 and 2.4"
 _HTTP_CALLS = frozenset({"request", "putrequest", "endheaders", "getresponse"})
-
-
-class Hooks(Protocol):
-    """What the runner supplies to a run of s3cmd."""
-
-    def parsed(self, options: optparse.Values, args: Sequence[str]) -> None:
-        """s3cmd has parsed its command line (``args[0]`` is the command)."""
-
-    def headers(self) -> Mapping[str, str]:
-        """Extra headers for the request about to be signed."""
-
-    def upload_started(self, upload_id: str, destination: str, source: str) -> None: ...
-
-    def upload_finished(self, upload_id: str) -> None: ...
 
 
 class _Abort(BaseException):
@@ -99,13 +109,16 @@ def version() -> str:
 
 def script_path() -> Path:
     """The ``s3cmd`` script that belongs to the installed S3 package."""
-    candidates = [Path(sysconfig.get_path("scripts")) / "s3cmd"]
-    with suppress(KeyError):
-        candidates.append(Path(sysconfig.get_path("scripts", f"{os.name}_user")) / "s3cmd")
-    candidates.append(Path(sys.executable).parent / "s3cmd")
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
+    beside = Path(sys.executable).parent / "s3cmd"  # a virtualenv, pipx
+    if beside.is_file():
+        return beside
+    import sysconfig
+
+    for scheme in ({}, {"scheme": f"{os.name}_user"}):  # the default, then --user
+        with suppress(KeyError):
+            candidate = Path(sysconfig.get_path("scripts", **scheme)) / "s3cmd"
+            if candidate.is_file():
+                return candidate
     from importlib import metadata
 
     try:
@@ -219,7 +232,51 @@ def _hooks_installed(hooks: Hooks) -> Iterator[None]:
         logging.getLogger().removeFilter(redact)
 
 
-def run(args: Sequence[str], hooks: Hooks, prog: str = "tsd-s3cmd") -> int:
+def _script_code(path: Path, cache_dir: Path | None) -> CodeType:
+    """The compiled s3cmd script, from the cache when it is still the same script."""
+    source = path.read_bytes()
+    st = path.stat()
+    header = f"tsd-s3cmd\0{sys.version}\0{path}\0{st.st_mtime_ns}\0{st.st_size}\0".encode()
+    cached = None
+    if cache_dir is not None:
+        import hashlib
+
+        cached = cache_dir / f"s3cmd-{hashlib.sha256(header).hexdigest()[:16]}.code"
+        try:
+            with open(cached, "rb") as f:
+                # Loading code is running it: only from a file no one else can write.
+                info = os.fstat(f.fileno())
+                if info.st_uid == os.geteuid() and not info.st_mode & 0o022:
+                    data = f.read()
+                    if data.startswith(header):
+                        return marshal.loads(data[len(header) :])
+        except (OSError, EOFError, ValueError, TypeError):
+            pass
+    code = compile(source, str(path), "exec")
+    if cached is not None:
+        _write_private(cached, header + marshal.dumps(code))
+    return code
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Best effort: a cache that cannot be written is simply not used next time."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if stat.S_IMODE(path.parent.stat().st_mode) & 0o022:
+            return
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError:
+        with suppress(OSError):
+            os.unlink(tmp)
+
+
+def run(
+    args: Sequence[str], hooks: Hooks, cache_dir: Path | None = None, prog: str = "tsd-s3cmd"
+) -> int:
     """Run s3cmd with ``args`` in this interpreter; its exit status.
 
     s3cmd reads ``sys.argv`` and replaces ``sys.stdout``/``sys.stderr``;
@@ -228,7 +285,7 @@ def run(args: Sequence[str], hooks: Hooks, prog: str = "tsd-s3cmd") -> int:
     """
     check_compatible()
     path = script_path()
-    code = compile(path.read_bytes(), str(path), "exec")
+    code = _script_code(path, cache_dir)
     saved = sys.argv, sys.stdout, sys.stderr
     sys.argv = [prog, *args]
     namespace = {"__name__": "__main__", "__file__": str(path), "__builtins__": builtins}

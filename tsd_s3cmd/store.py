@@ -25,14 +25,16 @@ import json
 import os
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
 
 from . import tokens
 from .errors import EX_IOERR, ConfigError, TsdError
+
+TYPE_CHECKING = False  # typing is not loaded at run time; see cli.py
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class CorruptFileError(ConfigError):
@@ -51,13 +53,23 @@ REFRESH_MARGIN_MAX = 300.0
 LOCK_TIMEOUT = 600.0
 
 
-@dataclass
 class Registration:
     """A project's API key, from ``--register`` or borrowed from tacl."""
 
-    api_key: str
-    user: str | None = None
-    source: str = "tsd-s3cmd"
+    __slots__ = ("api_key", "source", "user")
+
+    def __init__(self, api_key: str, user: str | None = None, source: str = "tsd-s3cmd") -> None:
+        self.api_key = api_key
+        self.user = user
+        self.source = source
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Registration) and (
+            (self.api_key, self.user, self.source) == (other.api_key, other.user, other.source)
+        )
+
+    def __repr__(self) -> str:  # never the key itself
+        return f"Registration(user={self.user!r}, source={self.source!r})"
 
     def expires(self) -> float | None:
         try:
@@ -66,18 +78,49 @@ class Registration:
             return None
 
 
-@dataclass
 class CachedToken:
     """An access token, when it stops working, and how to get the next one."""
 
-    type: str
-    token: str
-    expires: float
-    issued: float
-    refresh_token: str | None = None
-    refresh_expires: float | None = None
-    refreshes_left: int | None = None
-    user: str | None = None
+    FIELDS = (
+        "type",
+        "token",
+        "expires",
+        "issued",
+        "refresh_token",
+        "refresh_expires",
+        "refreshes_left",
+        "user",
+    )
+    __slots__ = FIELDS
+
+    def __init__(
+        self,
+        type: str,
+        token: str,
+        expires: float,
+        issued: float,
+        refresh_token: str | None = None,
+        refresh_expires: float | None = None,
+        refreshes_left: int | None = None,
+        user: str | None = None,
+    ) -> None:
+        self.type = type
+        self.token = token
+        self.expires = expires
+        self.issued = issued
+        self.refresh_token = refresh_token
+        self.refresh_expires = refresh_expires
+        self.refreshes_left = refreshes_left
+        self.user = user
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.FIELDS}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CachedToken) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:  # never the tokens themselves
+        return f"CachedToken(type={self.type!r}, expires={self.expires!r}, user={self.user!r})"
 
     @classmethod
     def from_answer(
@@ -413,7 +456,9 @@ class Store:
         self._write(
             TOKENS,
             {
-                env: {p: {k: asdict(t) for k, t in types.items()} for p, types in projects.items()}
+                env: {
+                    p: {k: t.to_dict() for k, t in types.items()} for p, types in projects.items()
+                }
                 for env, projects in cache.items()
             },
         )

@@ -5,10 +5,10 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tsd_s3cmd.cli import _tsd_options, split_arguments
+from tsd_s3cmd.cli import TSD_OPTIONS, _click_command, split_arguments
 
-FLAGS = sorted(name for name, takes_value in _tsd_options().items() if not takes_value)
-VALUED = sorted(name for name, takes_value in _tsd_options().items() if takes_value)
+FLAGS = sorted(name for name, takes_value in TSD_OPTIONS.items() if not takes_value)
+VALUED = sorted(name for name, takes_value in TSD_OPTIONS.items() if takes_value)
 
 
 def test_options_anywhere_and_s3cmd_arguments_untouched() -> None:
@@ -46,7 +46,7 @@ def test_abbreviations_are_not_ours() -> None:
 
 # Arguments that are not TSD options: anything, including odd file names.
 plain = st.text(min_size=0, max_size=12).filter(
-    lambda s: s != "--" and s.split("=", 1)[0] not in _tsd_options()
+    lambda s: s != "--" and s.split("=", 1)[0] not in TSD_OPTIONS
 )
 tsd_option = st.one_of(
     st.sampled_from(FLAGS).map(lambda f: [f]),
@@ -69,3 +69,11 @@ def test_split_is_an_exact_partition(pieces: list, after_dashes: list[str]) -> N
     argv += ["--", *after_dashes]
     expected_rest += ["--", *after_dashes]
     assert split_arguments(argv) == (expected_tsd, expected_rest)
+
+
+def test_the_option_table_matches_the_click_command() -> None:
+    declared = {}
+    for param in _click_command().params:
+        for name in param.opts:
+            declared[name] = not param.is_flag  # type: ignore[attr-defined]
+    assert declared == TSD_OPTIONS

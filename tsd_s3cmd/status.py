@@ -1,0 +1,60 @@
+"""``tsd-s3cmd --status``: what is registered, what is cached, what is unfinished.
+
+Never a token or key: only who, which kind, and until when.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from .context import PROG, Environment
+from .store import CachedToken, Store
+
+
+def when(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _token_line(token: CachedToken, now: float) -> str:
+    state = f"valid until {when(token.expires)}" if token.expires > now else "expired"
+    if token.refreshable(now):
+        left = "" if token.refreshes_left is None else f", {token.refreshes_left} left"
+        state += f"; refreshable{left}"
+    owner = f" for {token.user}" if token.user else ""
+    return f"  {token.type} token{owner}: {state}\n"
+
+
+def show_status(context: Environment, store: Store) -> int:
+    now = context.clock()
+    out = context.stdout
+    registrations = store.all_registrations()
+    cached: dict[tuple[str, str], list[CachedToken]] = {}
+    for env_name, pnum, token in store.all_tokens():
+        cached.setdefault((env_name, pnum), []).append(token)
+    keys = sorted({(e, p) for e, ps in registrations.items() for p in ps} | set(cached))
+    if not keys:
+        out.write(f"Nothing registered yet; start with: {PROG} --register\n")
+    for env_name, pnum in keys:
+        reg = registrations.get(env_name, {}).get(pnum)
+        if reg is None:
+            line = "not registered"
+        else:
+            source = " (tsd-api-client's key)" if reg.source == "tacl" else ""
+            expires = reg.expires()
+            key_state = ""
+            if expires is not None:
+                verb = "expired" if expires <= now else "valid until"
+                key_state = f", API key {verb} {when(expires)}"
+            line = f"registered{source} as {reg.user or 'an unknown user'}{key_state}"
+        out.write(f"{env_name} {pnum}: {line}\n")
+        for token in sorted(cached.get((env_name, pnum), []), key=lambda t: t.type):
+            out.write(_token_line(token, now))
+    unfinished = store.uploads()
+    if unfinished:
+        out.write("Unfinished uploads:\n")
+        for details in unfinished.values():
+            out.write(
+                f"  {details.get('source')} -> {details.get('destination')}\n"
+                f"    resume: {details.get('command')}\n"
+            )
+    return 0

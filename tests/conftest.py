@@ -96,6 +96,22 @@ class Emulator:
                 return None
             raise
 
+    def keys(self, pnum: str) -> dict:
+        """A project's S3 access and secret key."""
+        return json.loads(self._get(f"/_emulator/projects/{pnum}"))
+
+    def s3cfg_for(self, pnum: str, path: Path) -> Path:
+        """A copy of the written s3cfg with ``pnum``'s keys, as that project's users have."""
+        keys = self.keys(pnum)
+        lines = [
+            f"access_key = {keys['access_key']}" if line.startswith("access_key") else
+            f"secret_key = {keys['secret_key']}" if line.startswith("secret_key") else line
+            for line in self.s3cfg.read_text().splitlines()
+        ]
+        path.write_text("\n".join(lines) + "\n")
+        path.chmod(0o600)
+        return path
+
     def faults(self, **body) -> dict:
         return self._post("/_emulator/faults", body)
 

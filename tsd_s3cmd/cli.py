@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from . import __version__, broker
 from .context import PROG, Environment
 from .environments import DEFAULT, ENVIRONMENTS
-from .errors import EX_BREAK, EX_USAGE, TsdError, UsageError
+from .errors import EX_BREAK, EX_IOERR, EX_SOFTWARE, EX_USAGE, TsdError, UsageError
 
 TYPE_CHECKING = False  # typing is not loaded at run time (see above)
 if TYPE_CHECKING:
@@ -346,6 +346,20 @@ def main(argv: Sequence[str] | None = None, context: Environment | None = None) 
         context.stderr.write("\n")
         context.message("interrupted")
         status = EX_BREAK
+    except OSError as err:
+        where = f" ({err.filename})" if err.filename else ""
+        context.message(f"{err.strerror or err}{where}")
+        status = EX_IOERR
+    except Exception as err:  # a bug of ours: one line, and the traceback only on request
+        if context.environ.get("TSD_S3CMD_DEBUG"):
+            raise
+        from .tokens import redact
+
+        context.message(
+            f"internal error: {redact(f'{type(err).__name__}: {err}')}; please report it "
+            "(set TSD_S3CMD_DEBUG=1 to see where it happened)"
+        )
+        status = EX_SOFTWARE
     sys.exit(status)
 
 

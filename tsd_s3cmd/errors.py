@@ -8,6 +8,7 @@ from __future__ import annotations
 
 EX_GENERAL = 1
 EX_USAGE = 64
+EX_SOFTWARE = 70
 EX_IOERR = 74
 EX_TEMPFAIL = 75
 EX_ACCESSDENIED = 77

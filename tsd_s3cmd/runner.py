@@ -10,6 +10,7 @@ resumes them.
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -90,8 +91,6 @@ def read_s3cfg(path: Path, env: ApiEnvironment, environ: Mapping[str, str]) -> d
 
 def resume_command(argv: Sequence[str], upload_id: str) -> str:
     """The user's command again, with ``--upload-id`` set to ``upload_id``."""
-    import shlex
-
     kept: list[str] = []
     rest = iter(argv)
     for arg in rest:
@@ -190,5 +189,6 @@ class S3cmdRun:
         for upload_id, (source, destination) in self.unfinished.items():
             self.context.message(
                 f"the upload of '{source}' to {destination} is unfinished; resume it with:\n"
-                f"  {resume_command(self.argv, upload_id)}"
+                f"  {resume_command(self.argv, upload_id)}\n"
+                f"or abandon it with:\n  {shlex.join([PROG, 'abortmp', destination, upload_id])}"
             )

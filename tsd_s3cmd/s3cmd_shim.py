@@ -36,6 +36,7 @@ import logging
 import marshal
 import optparse
 import os
+import re
 import stat
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -88,12 +89,18 @@ def _guarded(call: Callable[..., Any], *args: Any) -> Any:
         raise _Abort(err) from err
 
 
+# s3cmd's advice after a failed part ends in "<argv0> --upload-id ID put ...", a
+# command that cannot be run as printed; the runner prints the complete one.
+_HALF_ADVICE = re.compile(r"\. Use\n.*?\nto continue the upload\.", re.S)
+
+
 class _Redact(logging.Filter):
-    """Replace tokens in s3cmd's log records (``--debug`` prints every header)."""
+    """Clean s3cmd's log records: tokens redacted (``--debug`` prints every
+    header), and its incomplete resume advice cut."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        cleaned = tokens.redact(message)
+        cleaned = _HALF_ADVICE.sub(".", tokens.redact(message)).lstrip("\n")
         if cleaned != message:
             record.msg, record.args = cleaned, None
         return True

@@ -1,0 +1,122 @@
+"""Run the real ``tsd-s3cmd`` process against the emulator, in a temporary home."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from ..conftest import BIN, Emulator
+
+DEMO = "p11-demo\ndemo-password\n123456\n"
+NOEXPORT = "p11-noexport\ndemo-password\n123456\n"
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def lines(self) -> list[str]:
+        return self.stderr.splitlines()
+
+
+@dataclass
+class Tsd:
+    """A user's shell: a home with ~/.s3cfg pointing at an emulator."""
+
+    env: dict[str, str]
+    home: Path
+    emulator: Emulator
+    calls: list[list[str]] = field(default_factory=list)
+
+    @property
+    def config_dir(self) -> Path:
+        return Path(self.env["XDG_CONFIG_HOME"]) / "tsd-s3cmd"
+
+    def run(
+        self,
+        *args: str,
+        input: str | None = None,
+        extra_env: dict[str, str] | None = None,
+        timeout: float = 180,
+        cwd: Path | None = None,
+    ) -> Result:
+        """Run tsd-s3cmd; stdin is ``input``, or closed (empty) when None."""
+        env = {**self.env, **(extra_env or {})}
+        self.calls.append(list(args))
+        proc = subprocess.run(
+            [str(BIN / "tsd-s3cmd"), *args],
+            input=(input or "").encode(),
+            capture_output=True,
+            env=env,
+            timeout=timeout,
+            cwd=cwd or self.home,
+            start_new_session=True,  # no controlling terminal, as in a batch job
+        )
+        return Result(
+            proc.returncode,
+            proc.stdout.decode("utf-8", "replace"),
+            proc.stderr.decode("utf-8", "replace"),
+        )
+
+    def ok(self, *args: str, **kwargs) -> Result:  # type: ignore[no-untyped-def]
+        result = self.run(*args, **kwargs)
+        assert result.returncode == 0, f"{args} -> {result.returncode}\n{result.stderr}"
+        return result
+
+    def register(self, credentials: str = DEMO, *extra: str) -> Result:
+        return self.ok("--register", "--env", "prod", *extra, input=credentials)
+
+    def auth_calls(self, kind: str = "token") -> list[dict]:
+        """Auth API requests of one kind: api_key, token, basic, refresh, secret."""
+        paths = {
+            "api_key": "/api_key",
+            "token": "/auth/tsd/token",
+            "basic": "/auth/basic/token",
+            "refresh": "/auth/refresh/token",
+            "secret": "/auth/clients/secret",
+        }
+        return [
+            e
+            for e in self.emulator.log()
+            if e["kind"] == "auth" and e["path"].endswith(paths[kind])
+        ]
+
+
+@pytest.fixture
+def make_tsd(
+    start_emulator: Callable[..., Emulator], clean_env: dict[str, str], tmp_path: Path
+) -> Callable[..., Tsd]:
+    """A home whose ~/.s3cfg points at a new emulator started with ``args``."""
+
+    def make(*args: str, export: bool = True) -> Tsd:
+        home = Path(clean_env["HOME"])
+        emulator_args = list(args)
+        export_dir = tmp_path / "export"
+        if export:
+            (export_dir / "sub dir").mkdir(parents=True, exist_ok=True)
+            (export_dir / "results.csv").write_bytes(b"id,value\n1,42\n")
+            (export_dir / "sub dir" / "r\u00e9sum\u00e9 notes.txt").write_text(
+                "export me\n", encoding="utf-8"
+            )
+            (export_dir / "big.bin").write_bytes(os.urandom(7 * 1024 * 1024 + 11))
+            emulator_args += ["--export-dir", str(export_dir)]
+        emulator = start_emulator(*emulator_args, s3cfg=home / ".s3cfg")
+        env = {**clean_env, "TSD_API_URL": emulator.url}
+        tsd = Tsd(env=env, home=home, emulator=emulator)
+        emulator.extra["export_dir"] = export_dir
+        return tsd
+
+    return make
+
+
+@pytest.fixture
+def tsd(make_tsd: Callable[..., Tsd]) -> Tsd:
+    return make_tsd()

@@ -1,0 +1,239 @@
+"""The emulator's WSGI app: the auth API, the S3 gateway, and the test hooks.
+
+``/v1/...`` is the auth API, ``/_emulator/...`` are the hooks tests use to
+look inside (the request log, stored objects, project keys) and to change
+things (settings, injected faults), and everything else is S3.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Callable
+
+from . import auth_api
+from .gateway import S3Call, Storage, chunks, error_body, judge
+from .identity import Identity, Refused
+
+StartResponse = Callable[..., Callable[[bytes], None]]
+
+
+def _token_type(token: str | None) -> str | None:
+    """The ``name`` claim of a token as presented, unverified (for the log only)."""
+    if not token:
+        return None
+    import jwt
+
+    try:
+        name = jwt.decode(token, options={"verify_signature": False}).get("name")
+    except jwt.PyJWTError:
+        return None
+    return name if isinstance(name, str) else None
+
+
+def _decoded_path(environ: dict) -> str:
+    return environ.get("PATH_INFO", "/").encode("latin-1").decode("utf-8", "replace")
+
+
+class Faults:
+    """Failures tests ask for: the next N S3 requests answered badly or dropped."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.fail_next = 0
+        self.status = 503
+        self.drop_next = 0
+
+    def set(self, body: dict) -> dict:
+        with self._lock:
+            if "fail_next" in body:
+                self.fail_next = int(body["fail_next"])
+                self.status = int(body.get("status", 503))
+            if "drop_next" in body:
+                self.drop_next = int(body["drop_next"])
+            return {"fail_next": self.fail_next, "status": self.status, "drop_next": self.drop_next}
+
+    def take(self) -> tuple[str, int] | None:
+        """The fault for this request, if one is pending: ("drop", 0) or ("fail", status)."""
+        with self._lock:
+            if self.drop_next > 0:
+                self.drop_next -= 1
+                return "drop", 0
+            if self.fail_next > 0:
+                self.fail_next -= 1
+                return "fail", self.status
+        return None
+
+
+class EmulatorApp:
+    """One WSGI app for the whole emulator."""
+
+    def __init__(self, identity: Identity, storage: Storage, token_check: bool = True) -> None:
+        self.identity = identity
+        self.storage = storage
+        self.token_check = token_check
+        self.faults = Faults()
+        self._log: list[dict] = []
+        self._log_lock = threading.Lock()
+
+    def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        path = _decoded_path(environ)
+        if path.startswith("/_emulator/"):
+            return self._hook(environ, start_response, path)
+        entry = {
+            "kind": "auth" if path.startswith("/v1/") else "s3",
+            "method": environ["REQUEST_METHOD"],
+            "path": path,
+            "query": environ.get("QUERY_STRING", ""),
+            "status": None,
+            "token_type": None,
+            "project": None,
+        }
+
+        def logged(status: str, headers: list, exc_info=None):  # type: ignore[no-untyped-def]
+            entry["status"] = int(status.split()[0])
+            with self._log_lock:
+                self._log.append(entry)
+            return start_response(status, headers, exc_info)
+
+        if entry["kind"] == "auth":
+            return self._auth(environ, logged, entry)
+        return self._s3(environ, logged, entry)
+
+    # -- the auth API ---------------------------------------------------------
+
+    def _auth(self, environ: dict, start_response: StartResponse, entry: dict) -> Iterable[bytes]:
+        from urllib.parse import parse_qsl
+
+        query = dict(parse_qsl(entry["query"], keep_blank_values=True))
+        entry["token_type"] = query.get("type")
+        parts = entry["path"].split("/")
+        entry["project"] = parts[2] if len(parts) > 2 else None
+        headers = {
+            k[5:].lower().replace("_", "-"): v for k, v in environ.items() if k.startswith("HTTP_")
+        }
+        raw = _body(environ)
+        try:
+            status, body = auth_api.handle(
+                self.identity, environ["REQUEST_METHOD"], entry["path"], query, headers, raw
+            )
+        except Refused as refusal:
+            status, body = refusal.status, {"message": refusal.message}
+        return _json(start_response, status, body)
+
+    # -- S3 -------------------------------------------------------------------
+
+    def _s3(self, environ: dict, start_response: StartResponse, entry: dict) -> Iterable[bytes]:
+        token = environ.get("HTTP_TOKEN")
+        entry["token_type"] = _token_type(token)
+        entry["project"] = environ.get("HTTP_X_PROJECT_SELECT") or None
+        call = S3Call.parse(environ)
+        fault = self.faults.take()
+        try:
+            if fault is not None:
+                _drain(environ)
+                if fault[0] == "drop":
+                    _drop(environ)
+                raise Refused(fault[1], "injected fault", "ServiceUnavailable")
+            if self.token_check:
+                project = judge(self.identity, environ, call, token).pnum
+            else:
+                project = entry["project"] or "p11"
+        except Refused as refusal:
+            _drain(environ)
+            body = error_body(refusal, entry["path"])
+            start_response(
+                f"{refusal.status} {'Forbidden' if refusal.status == 403 else 'Error'}",
+                [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))],
+            )
+            return [body]
+        return self.storage.forward(environ, start_response, call, project)
+
+    # -- the test hooks -------------------------------------------------------
+
+    def _hook(self, environ: dict, start_response: StartResponse, path: str) -> Iterable[bytes]:
+        from urllib.parse import parse_qsl
+
+        method = environ["REQUEST_METHOD"]
+        query = dict(parse_qsl(environ.get("QUERY_STRING", "")))
+        try:
+            if path == "/_emulator/requests" and method == "GET":
+                with self._log_lock:
+                    return _json(start_response, 200, list(self._log))
+            if path.startswith("/_emulator/objects/") and method == "GET":
+                bucket, _, key = path[len("/_emulator/objects/") :].partition("/")
+                data = self.storage.object(query.get("project", "p11"), bucket, key)
+                if data is None:
+                    return _json(start_response, 404, {"message": "no such object"})
+                start_response(
+                    "200 OK",
+                    [
+                        ("Content-Type", "application/octet-stream"),
+                        ("Content-Length", str(len(data))),
+                    ],
+                )
+                return [data]
+            if path.startswith("/_emulator/projects/") and method == "GET":
+                project = self.identity.project(path.rsplit("/", 1)[1])
+                return _json(start_response, 200, {
+                    "pnum": project.pnum,
+                    "access_key": project.access_key,
+                    "secret_key": project.secret_key,
+                })
+            if method == "POST" and path in ("/_emulator/faults", "/_emulator/settings"):
+                raw = _body(environ)
+                try:
+                    body = json.loads(raw or b"{}")
+                except ValueError:
+                    raise Refused(400, "the body is not JSON") from None
+                if not isinstance(body, dict):
+                    raise Refused(400, "expected a JSON object")
+                if path == "/_emulator/faults":
+                    return _json(start_response, 200, self.faults.set(body))
+                self.identity.settings.update(body)
+                return _json(start_response, 200, vars(self.identity.settings))
+        except Refused as refusal:
+            return _json(start_response, refusal.status, {"message": refusal.message})
+        return _json(start_response, 404, {"message": f"no such hook: {method} {path}"})
+
+
+def _json(start_response: StartResponse, status: int, body: object) -> list[bytes]:
+    data = json.dumps(body).encode()
+    reason = {200: "OK", 201: "Created", 400: "Bad Request", 401: "Unauthorized",
+              403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed"}.get(status, "Error")
+    start_response(
+        f"{status} {reason}",
+        [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
+    )
+    return [data]
+
+
+def _body(environ: dict) -> bytes:
+    return b"".join(chunks(environ["wsgi.input"], int(environ.get("CONTENT_LENGTH") or 0)))
+
+
+def _drain(environ: dict) -> None:
+    """Read and drop a refused request's body, so the client reads our answer cleanly."""
+    for _ in chunks(environ["wsgi.input"], int(environ.get("CONTENT_LENGTH") or 0)):
+        pass
+
+
+def _drop(environ: dict) -> None:
+    """Close the connection without an answer, as a crashed gateway would."""
+    conn = environ.get("werkzeug.socket")
+    if conn is not None:
+        with contextlib.suppress(OSError):
+            conn.shutdown(socket.SHUT_RDWR)
+    raise ConnectionAbortedError("fault injected: connection dropped")
+
+
+def export_files(storage: Storage, identity: Identity, export_dir: Path | None) -> int:
+    """Give every project its export-bucket; p11's holds the files of ``export_dir``."""
+    count = 0
+    for pnum in identity.projects:
+        count += storage.create_export_bucket(pnum, export_dir if pnum == "p11" else None)
+    return count

@@ -1,0 +1,252 @@
+"""The S3 gateway: TSD's token rules in front of moto's S3 server.
+
+Each request is judged on its headers alone, before its body is read, the way
+a real gateway decides when the request arrives: a token that was valid when
+a slow upload began is not refused because it expired while the bytes came
+in. An accepted request goes to moto's S3 app in this same process.
+
+Projects do not see each other's buckets: the gateway stores project pNN's
+bucket ``b`` in moto as ``pNN-b`` and translates names both ways, so every
+project has its own ``export-bucket`` and two projects may both own ``a``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qsl, quote, unquote_to_bytes
+from xml.sax.saxutils import escape
+
+from .identity import PNUM, Identity, Project, Refused
+
+EXPORT_BUCKET = "export-bucket"
+# Reading an object with only these parameters hands out its contents.
+_DOWNLOAD_PARAMS = {"versionId", "partNumber"}
+_AUTHORIZATION = re.compile(
+    r"AWS4-HMAC-SHA256\s+Credential=(?P<key>[^/,]+)/(?P<scope>[^,]+),\s*"
+    r"SignedHeaders=(?P<signed>[^,]+),\s*Signature=(?P<signature>[0-9a-f]+)"
+)
+_LISTED_BUCKET = re.compile(rb"<Bucket><Name>(.*?)</Name>.*?</Bucket>", re.S)
+
+
+@dataclass(frozen=True)
+class S3Call:
+    """What an S3 request asks for, in the user's bucket names."""
+
+    method: str
+    raw_path: str
+    bucket: str
+    key: str
+    params: dict[str, str]
+
+    @classmethod
+    def parse(cls, environ: dict) -> S3Call:
+        raw = environ.get("RAW_URI") or quote(environ.get("PATH_INFO", "/"))
+        raw_path = raw.split("?", 1)[0] or "/"
+        path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
+        bucket, _, key = path.lstrip("/").partition("/")
+        params = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
+        return cls(environ["REQUEST_METHOD"], raw_path, bucket, key, params)
+
+    @property
+    def operation(self) -> str:
+        """``download`` (object contents), ``list`` (any other read) or ``write``."""
+        if self.method in ("GET", "HEAD"):
+            downloads = self.method == "GET" and self.key and set(self.params) <= (
+                _DOWNLOAD_PARAMS | {p for p in self.params if p.startswith("response-")}
+            )
+            return "download" if downloads else "list"
+        return "write"
+
+
+def judge(identity: Identity, environ: dict, call: S3Call, token: str | None) -> Project:
+    """The project this request may act for, or Refused with the S3 error to send."""
+    pnum = environ.get("HTTP_X_PROJECT_SELECT", "")
+    if not token:
+        raise Refused(403, "every request needs a 'token' header with a TSD access token")
+    if not pnum:
+        raise Refused(403, "every request needs an 'x-project-select: pNN' header")
+    claims = identity.verify(token, "access token")
+    if claims.get("proj") != pnum:
+        raise Refused(403, f"the token is for {claims.get('proj')}, not {pnum}")
+    project = identity.project(pnum) if PNUM.match(pnum) else None
+    if project is None:
+        raise Refused(403, f"no project {pnum!r}")
+    check_signature(project, environ, call)
+    token_type = claims.get("name")
+    groups = claims.get("groups") or []
+    operation = call.operation
+    if operation == "write":
+        if token_type != "s3import":
+            raise Refused(403, f"writing takes an s3import token, not {token_type}")
+        if call.bucket == EXPORT_BUCKET:
+            raise Refused(403, f"{EXPORT_BUCKET} is read-only: it holds data leaving the project")
+    elif operation == "download":
+        if token_type != "s3export":
+            raise Refused(403, f"downloading takes an s3export token, not {token_type}")
+        if call.bucket != EXPORT_BUCKET:
+            raise Refused(403, f"downloads come only from {EXPORT_BUCKET}")
+        if f"{pnum}-export-group" not in groups:
+            raise Refused(403, f"the token's user is not in {pnum}-export-group")
+    elif token_type not in ("s3import", "s3export"):
+        raise Refused(403, f"an S3 request takes an s3import or s3export token, not {token_type}")
+    return project
+
+
+def check_signature(project: Project, environ: dict, call: S3Call) -> None:
+    """Verify AWS Signature V4 with the project's secret key."""
+    match = _AUTHORIZATION.match(environ.get("HTTP_AUTHORIZATION", ""))
+    if match is None:
+        raise Refused(403, "sign requests with AWS Signature V4 in the Authorization header")
+    if match["key"] != project.access_key:
+        raise Refused(
+            403, f"that access key is not {project.pnum}'s S3 key", "InvalidAccessKeyId"
+        )
+    scope = match["scope"]
+    date, region, service = [*scope.split("/"), "", "", ""][:3]
+    signing_key = ("AWS4" + project.secret_key).encode()
+    for part in (date, region, service, "aws4_request"):
+        signing_key = hmac.new(signing_key, part.encode(), hashlib.sha256).digest()
+    signed = match["signed"].split(";")
+    headers = "".join(f"{name}:{_header(environ, name).strip()}\n" for name in signed)
+    query = "&".join(
+        f"{quote(k, safe='~')}={quote(v, safe='~')}"
+        for k, v in sorted(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
+    )
+    payload = _header(environ, "x-amz-content-sha256") or "UNSIGNED-PAYLOAD"
+    uris = {call.raw_path, quote(unquote_to_bytes(call.raw_path), safe="/~")}
+    for uri in uris:
+        canonical = "\n".join(
+            [call.method, uri, query, headers, match["signed"], payload]
+        ).encode("utf-8", "surrogateescape")
+        to_sign = "\n".join(
+            [
+                "AWS4-HMAC-SHA256",
+                _header(environ, "x-amz-date"),
+                scope,
+                hashlib.sha256(canonical).hexdigest(),
+            ]
+        )
+        expected = hmac.new(signing_key, to_sign.encode(), hashlib.sha256).hexdigest()
+        if hmac.compare_digest(expected, match["signature"]):
+            return
+    raise Refused(403, "the request signature does not match", "SignatureDoesNotMatch")
+
+
+def _header(environ: dict, name: str) -> str:
+    key = name.upper().replace("-", "_")
+    if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        key = "HTTP_" + key
+    value = environ.get(key, "")
+    # WSGI hands header values over as latin-1 strings; signatures are over UTF-8.
+    return value.encode("latin-1", "replace").decode("utf-8", "replace")
+
+
+def error_body(refusal: Refused, resource: str) -> bytes:
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{refusal.code}</Code><Message>{escape(refusal.message)}</Message>"
+        f"<Resource>{escape(resource)}</Resource></Error>"
+    ).encode()
+
+
+class Storage:
+    """moto's S3 app and backend, with each project's buckets under its own prefix."""
+
+    def __init__(self) -> None:
+        from moto.core.models import DEFAULT_ACCOUNT_ID
+        from moto.moto_server.werkzeug_app import create_backend_app
+        from moto.s3.models import s3_backends
+
+        self.app = create_backend_app("s3")
+        self.backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+
+    def create_export_bucket(self, pnum: str, directory: Path | None = None) -> int:
+        """``export-bucket`` for ``pnum``, filled with the files under ``directory``."""
+        name = f"{pnum}-{EXPORT_BUCKET}"
+        if name not in self.backend.buckets:
+            self.backend.create_bucket(name, "us-east-1")
+        count = 0
+        for path in sorted(directory.rglob("*")) if directory else ():
+            if path.is_file():
+                key = path.relative_to(directory).as_posix()
+                self.backend.put_object(name, key, path.read_bytes())
+                count += 1
+        return count
+
+    def object(self, pnum: str, bucket: str, key: str) -> bytes | None:
+        try:
+            found = self.backend.get_object(f"{pnum}-{bucket}", key)
+        except Exception:  # moto raises its own S3 errors for missing buckets
+            return None
+        return None if found is None else bytes(found.value)
+
+    def forward(self, environ: dict, start_response, call: S3Call, pnum: str) -> Iterable[bytes]:  # type: ignore[no-untyped-def]
+        """Hand the request to moto under the project's names; translate the answer back."""
+        if call.bucket:
+            prefix = f"/{pnum}-"
+            environ["PATH_INFO"] = prefix + environ.get("PATH_INFO", "/").lstrip("/")
+            for name in ("RAW_URI", "REQUEST_URI"):
+                if name in environ:
+                    environ[name] = prefix + environ[name].lstrip("/")
+        source = environ.get("HTTP_X_AMZ_COPY_SOURCE")
+        if source:
+            environ["HTTP_X_AMZ_COPY_SOURCE"] = f"{pnum}-{source.lstrip('/')}"
+        captured: dict = {}
+
+        def capture(status: str, headers: list, exc_info=None):  # type: ignore[no-untyped-def]
+            captured["status"], captured["headers"] = status, headers
+            return lambda data: None
+
+        body = self.app(environ, capture)
+        if call.operation == "download":
+            start_response(captured["status"], captured["headers"])
+            return body
+        try:
+            data = b"".join(body)
+        finally:
+            if hasattr(body, "close"):
+                body.close()
+        data = self._translate(data, pnum, listing_all=not call.bucket)
+        headers = [
+            (k, _unprefix_location(v, pnum) if k.lower() == "location" else v)
+            for k, v in captured["headers"]
+            if k.lower() != "content-length"
+        ]
+        if call.method != "HEAD":
+            headers.append(("Content-Length", str(len(data))))
+        else:
+            headers += [(k, v) for k, v in captured["headers"] if k.lower() == "content-length"]
+        start_response(captured["status"], headers)
+        return [data]
+
+    @staticmethod
+    def _translate(data: bytes, pnum: str, listing_all: bool) -> bytes:
+        if not data.lstrip().startswith(b"<"):
+            return data
+        if listing_all:
+            own = f"{pnum}-".encode()
+            data = _LISTED_BUCKET.sub(
+                lambda m: m.group(0) if m.group(1).startswith(own) else b"", data
+            )
+        prefix = re.escape(pnum.encode()) + b"-"
+        data = re.sub(rb"(<(?:Name|Bucket|BucketName)>)" + prefix, rb"\1", data)
+        return re.sub(rb"(<(?:Location|Resource)>(?:https?://[^/<]*)?/)" + prefix, rb"\1", data)
+
+
+def _unprefix_location(value: str, pnum: str) -> str:
+    return re.sub(rf"^((?:https?://[^/]*)?/){re.escape(pnum)}-", r"\1", value)
+
+
+def chunks(stream, length: int, size: int = 1 << 20) -> Iterator[bytes]:  # type: ignore[no-untyped-def]
+    """Read ``length`` bytes of a request body in pieces (to drain a refused upload)."""
+    while length > 0:
+        piece = stream.read(min(size, length))
+        if not piece:
+            return
+        length -= len(piece)
+        yield piece

@@ -70,7 +70,10 @@ def judge(identity: Identity, environ: dict, call: S3Call, token: str | None) ->
         raise Refused(403, "every request needs a 'token' header with a TSD access token")
     if not pnum:
         raise Refused(403, "every request needs an 'x-project-select: pNN' header")
-    claims = identity.verify(token, "access token")
+    try:
+        claims = identity.verify(token, "access token")
+    except Refused as refusal:  # the auth API says 401; S3 refuses with 403
+        raise Refused(403, refusal.message, refusal.code) from None
     if claims.get("proj") != pnum:
         raise Refused(403, f"the token is for {claims.get('proj')}, not {pnum}")
     project = identity.project(pnum) if PNUM.match(pnum) else None

@@ -10,6 +10,7 @@ an access token and the other way round.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import threading
@@ -137,8 +138,9 @@ class Identity:
     # -- signing -------------------------------------------------------------
 
     def _sign(self, claims: dict, lifetime: float) -> str:
-        now = time.time()
-        body = {**claims, "iat": int(now), "exp": now + lifetime, "jti": uuid.uuid4().hex}
+        # Whole seconds, as real JWTs have them: exp - iat is the lifetime exactly.
+        now = int(time.time())
+        body = {**claims, "iat": now, "exp": now + math.ceil(lifetime), "jti": uuid.uuid4().hex}
         return jwt.encode(body, self.secret, algorithm="HS256")
 
     def verify(self, token: str, kind: str, *, allow_expired: bool = False) -> dict:
@@ -151,9 +153,9 @@ class Identity:
                 options={"verify_exp": False, "verify_aud": False},
             )
         except jwt.PyJWTError:
-            raise Refused(401, f"not a {kind} issued here", "InvalidToken") from None
+            raise Refused(401, f"this {kind} was not issued here", "InvalidToken") from None
         if claims.get("kind") != kind:
-            raise Refused(401, f"not a {kind}", "InvalidToken")
+            raise Refused(401, f"this is not a valid {kind}", "InvalidToken")
         if not allow_expired and float(claims.get("exp", 0)) <= time.time():
             raise Refused(401, f"the {kind} has expired", "ExpiredToken")
         return claims

@@ -1,0 +1,64 @@
+"""The one module that reaches into s3cmd: its start-up check, log cleaning, resume advice."""
+
+from __future__ import annotations
+
+import logging
+import shlex
+
+import pytest
+from S3 import S3 as s3_module
+
+from tsd_s3cmd import s3cmd_shim
+from tsd_s3cmd.errors import ConfigError
+from tsd_s3cmd.runner import resume_command
+
+from .test_tokens import make_jwt
+
+
+def test_the_installed_s3cmd_fits_the_hooks() -> None:
+    s3cmd_shim.check_compatible()
+
+
+def test_a_get_triplet_that_no_longer_signs_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(s3_module.S3Request, "get_triplet", lambda self: ("GET", "/", {}))
+    with pytest.raises(ConfigError, match="get_triplet no longer signs"):
+        s3cmd_shim.check_compatible()
+
+
+def test_a_request_that_bypasses_get_triplet_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    def unsigned_listing(self, conn):  # type: ignore[no-untyped-def]
+        conn.request("GET", "/")  # would go out without TSD's headers
+        return conn.getresponse()
+
+    monkeypatch.setattr(s3_module.S3, "unsigned_listing", unsigned_listing, raising=False)
+    with pytest.raises(ConfigError, match=r"S3\.unsigned_listing sends requests without"):
+        s3cmd_shim.check_compatible()
+
+
+def test_log_records_lose_tokens_and_the_half_resume_advice() -> None:
+    token = make_jwt({"name": "s3import", "exp": 1})
+    record = logging.LogRecord(
+        "S3", logging.ERROR, __file__, 1,
+        "\nUpload of 'f' part 3 failed. Use\n  tsd-s3cmd abortmp s3://b/f ID\nto abort the "
+        "upload, or\n  tsd-s3cmd --upload-id ID put ...\nto continue the upload.\n"
+        "headers: {'token': '%s'}", (token,), None,
+    )  # fmt: skip
+    assert s3cmd_shim._Redact().filter(record)
+    message = record.getMessage()
+    assert token not in message and "redacted" in message
+    assert message.startswith("Upload of 'f' part 3 failed.")
+    assert "put ..." not in message
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["put", "big file", "s3://b/"], ["put", "big file", "s3://b/"]),
+        (["--upload-id", "OLD", "put", "f", "s3://b"], ["put", "f", "s3://b"]),
+        (["--upload-id=OLD", "-v", "put", "f", "s3://b"], ["-v", "put", "f", "s3://b"]),
+        (["put", "--", "--upload-id", "s3://b"], ["put", "--", "--upload-id", "s3://b"]),
+    ],
+)
+def test_resume_command_replaces_only_the_upload_id(argv: list[str], expected: list[str]) -> None:
+    command = shlex.split(resume_command(argv, "NEW"))
+    assert command == ["tsd-s3cmd", "--upload-id", "NEW", *expected]

@@ -3,11 +3,11 @@
 Starts a local emulator with ``--no-token-check`` so that plain s3cmd (which
 cannot send TSD's headers on every request) is served too, logs tsd-s3cmd in
 once, then runs each case with both tools against the same server,
-alternating A B A B after a warm-up, and prints medians and ratios
+alternating A B B A after a warm-up, and prints medians and ratios
 (tsd-s3cmd / s3cmd). The two differ only by the wrapper: same Python, same
 s3cmd, same server, same files.
 
-    python benchmarks/bench.py            # the full run (256 MiB files, 5 rounds)
+    python benchmarks/bench.py            # the full run (256 MiB files, 10 rounds)
     python benchmarks/bench.py --quick    # a CI-sized check, under a minute
 
 Results also go to benchmarks/results/latest.json.
@@ -116,8 +116,8 @@ class Bench:
 
     # -- measuring ---------------------------------------------------------------
 
-    def run(self, tool: str, *args: str, stdin: str = "") -> tuple[float, int]:
-        """Wall seconds and peak RSS (KiB) of one run; fails loudly on a non-zero exit."""
+    def run(self, tool: str, *args: str, stdin: str = "") -> tuple[float, int, float]:
+        """Wall seconds, peak RSS (KiB) and CPU seconds of one run; fails loudly on error."""
         program = str(BIN / ("tsd-s3cmd" if tool == "tsd" else "s3cmd"))
         began = time.perf_counter()
         proc = subprocess.Popen(
@@ -137,25 +137,31 @@ class Bench:
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode != 0:
             raise SystemExit(f"{tool} {' '.join(args)} failed:\n{err.decode()}")
-        return elapsed, usage.ru_maxrss
+        return elapsed, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
-    def cases(self) -> dict[str, list[str]]:
+    def cases(self) -> dict[str, tuple[list[str], list[str]]]:
+        """Each case: an untimed preparation (run with s3cmd) and the timed command."""
         chunk = "--multipart-chunk-size-mb=16"
         return {
-            "ls": ["ls", "s3://bench/listed/"],
-            "put": [chunk, "put", str(self.root / "big.bin"), "s3://bench/big.bin"],
-            "get": ["get", "--force", "s3://export-bucket/big.bin", str(self.root / "got.bin")],
-            "sync": ["sync", f"{self.root / 'small'}/", "s3://bench/sync/{run}/"],
+            "ls": ([], ["ls", "s3://bench/listed/"]),
+            "put": ([], [chunk, "put", str(self.root / "big.bin"), "s3://bench/big.bin"]),
+            "get": ([], ["get", "--force", "s3://export-bucket/big.bin", str(self.root / "got")]),
+            # A fresh bucket per run: moto lists a prefix by walking the whole bucket,
+            # so syncing into one bucket again and again would slow every later run.
+            "sync": (["mb", "s3://sync-{run}"], ["sync", f"{self.root / 'small'}/", "s3://sync-{run}/"]),
         }
 
-    def measure(self, rounds: int) -> dict[str, dict[str, list[tuple[float, int]]]]:
-        results: dict[str, dict[str, list[tuple[float, int]]]] = {}
-        for name, args in self.cases().items():
+    def measure(self, rounds: int) -> dict[str, dict[str, list[tuple[float, int, float]]]]:
+        """Run each case A B B A A B ... after a warm-up pair, so drift hits both tools alike."""
+        results: dict[str, dict[str, list[tuple[float, int, float]]]] = {}
+        for name, (prepare, args) in self.cases().items():
             results[name] = {"tsd": [], "s3cmd": []}
             for round_ in range(rounds + 1):  # round 0 is the warm-up
-                for tool in ("tsd", "s3cmd") if round_ % 2 == 0 else ("s3cmd", "tsd"):
-                    concrete = [a.replace("{run}", f"{tool}-{round_}") for a in args]
-                    sample = self.run(tool, *concrete)
+                for tool in ("tsd", "s3cmd") if (round_ - 1) % 4 in (0, 3) else ("s3cmd", "tsd"):
+                    run_id = f"{tool}-{round_}"
+                    if prepare:
+                        self.run("s3cmd", *(a.replace("{run}", run_id) for a in prepare))
+                    sample = self.run(tool, *(a.replace("{run}", run_id) for a in args))
                     if round_:
                         results[name][tool].append(sample)
             print(f"  {name}: done", file=sys.stderr)
@@ -182,10 +188,12 @@ def report(results: dict, auth_calls: int, quick: bool) -> dict:
     rows = []
     summary: dict = {"machine": machine(), "quick": quick, "cases": {}}
     for name, by_tool in results.items():
-        tsd_wall = statistics.median(t for t, _ in by_tool["tsd"])
-        s3_wall = statistics.median(t for t, _ in by_tool["s3cmd"])
-        tsd_rss = statistics.median(m for _, m in by_tool["tsd"]) / 1024
-        s3_rss = statistics.median(m for _, m in by_tool["s3cmd"]) / 1024
+        tsd_wall = statistics.median(t for t, _, _ in by_tool["tsd"])
+        s3_wall = statistics.median(t for t, _, _ in by_tool["s3cmd"])
+        tsd_rss = statistics.median(m for _, m, _ in by_tool["tsd"]) / 1024
+        s3_rss = statistics.median(m for _, m, _ in by_tool["s3cmd"]) / 1024
+        tsd_cpu = statistics.median(c for _, _, c in by_tool["tsd"])
+        s3_cpu = statistics.median(c for _, _, c in by_tool["s3cmd"])
         case = {
             "runs": len(by_tool["tsd"]),
             "tsd_wall_s": round(tsd_wall, 4),
@@ -194,6 +202,9 @@ def report(results: dict, auth_calls: int, quick: bool) -> dict:
             "tsd_peak_rss_mib": round(tsd_rss, 1),
             "s3cmd_peak_rss_mib": round(s3_rss, 1),
             "memory_ratio": round(tsd_rss / s3_rss, 3),
+            "tsd_cpu_s": round(tsd_cpu, 4),
+            "s3cmd_cpu_s": round(s3_cpu, 4),
+            "cpu_ratio": round(tsd_cpu / s3_cpu, 3),
         }
         if name in ("put", "get"):
             case["tsd_mib_per_s"] = round(size_mib / tsd_wall, 1)
@@ -208,15 +219,16 @@ def report(results: dict, auth_calls: int, quick: bool) -> dict:
         )
         rows.append(
             f"| {name} | {tsd_wall:.3f} s | {s3_wall:.3f} s | {measure} | "
-            f"{tsd_rss:.1f} / {s3_rss:.1f} MiB ({case['memory_ratio']}) |"
+            f"{tsd_rss:.1f} / {s3_rss:.1f} MiB ({case['memory_ratio']}) | "
+            f"{tsd_cpu:.3f} / {s3_cpu:.3f} s ({case['cpu_ratio']}) |"
         )
     summary["auth_api_calls_in_20_commands"] = auth_calls
     print(f"\nMachine: {summary['machine']}")
     rounds = len(results["ls"]["tsd"])
     print(f"Medians of {rounds} alternating rounds after a warm-up ({size_mib} MiB files); "
           "ratio = tsd-s3cmd / s3cmd\n")
-    print("| case | tsd-s3cmd | s3cmd | ratio | peak memory tsd / s3cmd |")
-    print("|---|---|---|---|---|")
+    print("| case | tsd-s3cmd | s3cmd | ratio | peak memory tsd / s3cmd | client CPU tsd / s3cmd |")
+    print("|---|---|---|---|---|---|")
     print("\n".join(rows))
     print(f"\nAuth API calls over 20 mixed commands with a cached login: {auth_calls} "
           "(the original tsd-s3cmd: 20 logins)")
@@ -230,7 +242,7 @@ def main() -> None:
     default_json = Path(__file__).parent / "results" / "latest.json"
     parser.add_argument("--json", type=Path, default=default_json, help="where the JSON goes")
     options = parser.parse_args()
-    rounds = options.rounds or (3 if options.quick else 5)
+    rounds = options.rounds or (4 if options.quick else 10)
     with tempfile.TemporaryDirectory(prefix="tsd-bench-") as tmp:
         bench = Bench(Path(tmp), options.quick)
         try:

@@ -135,10 +135,10 @@ class EmulatorApp:
         fault = self.faults.take()
         try:
             if fault is not None:
-                _drain(environ)
                 if fault[0] == "drop":
+                    _drain(environ)
                     _drop(environ)
-                raise Refused(fault[1], "injected fault", "ServiceUnavailable")
+                raise Refused(fault[1], "injected fault", "ServiceUnavailable")  # drained below
             if self.token_check:
                 project = judge(self.identity, environ, call, token).pnum
             else:

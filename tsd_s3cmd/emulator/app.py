@@ -11,10 +11,11 @@ import contextlib
 import json
 import socket
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Callable
 
+from .. import tokens
 from . import auth_api
 from .gateway import S3Call, Storage, chunks, error_body, judge
 from .identity import Identity, Refused
@@ -26,11 +27,9 @@ def _token_type(token: str | None) -> str | None:
     """The ``name`` claim of a token as presented, unverified (for the log only)."""
     if not token:
         return None
-    import jwt
-
     try:
-        name = jwt.decode(token, options={"verify_signature": False}).get("name")
-    except jwt.PyJWTError:
+        name = tokens.claims(token).get("name")
+    except tokens.NotAToken:
         return None
     return name if isinstance(name, str) else None
 
@@ -212,13 +211,17 @@ def _json(start_response: StartResponse, status: int, body: object) -> list[byte
     return [data]
 
 
+def _body_chunks(environ: dict) -> Iterator[bytes]:
+    return chunks(environ["wsgi.input"], int(environ.get("CONTENT_LENGTH") or 0))
+
+
 def _body(environ: dict) -> bytes:
-    return b"".join(chunks(environ["wsgi.input"], int(environ.get("CONTENT_LENGTH") or 0)))
+    return b"".join(_body_chunks(environ))
 
 
 def _drain(environ: dict) -> None:
     """Read and drop a refused request's body, so the client reads our answer cleanly."""
-    for _ in chunks(environ["wsgi.input"], int(environ.get("CONTENT_LENGTH") or 0)):
+    for _ in _body_chunks(environ):
         pass
 
 
@@ -231,9 +234,7 @@ def _drop(environ: dict) -> None:
     raise ConnectionAbortedError("fault injected: connection dropped")
 
 
-def export_files(storage: Storage, identity: Identity, export_dir: Path | None) -> int:
+def export_files(storage: Storage, identity: Identity, export_dir: Path | None) -> None:
     """Give every project its export-bucket; p11's holds the files of ``export_dir``."""
-    count = 0
     for pnum in identity.projects:
-        count += storage.create_export_bucket(pnum, export_dir if pnum == "p11" else None)
-    return count
+        storage.create_export_bucket(pnum, export_dir if pnum == "p11" else None)

@@ -45,7 +45,7 @@ def handle(
         key = identity.api_key(pnum, authorization)
         if not identity.settings.basic_allowed:
             raise Refused(403, "basic auth is allowed only from registered IP addresses")
-        if token_type not in ("s3import",):
+        if token_type != "s3import":
             raise Refused(403, f"basic auth gives import tokens only, not {token_type!r}")
         user = identity.users.get((pnum, key["user"]))
         if user is None:

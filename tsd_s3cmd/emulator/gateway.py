@@ -168,18 +168,15 @@ class Storage:
         self.app = create_backend_app("s3")
         self.backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
 
-    def create_export_bucket(self, pnum: str, directory: Path | None = None) -> int:
+    def create_export_bucket(self, pnum: str, directory: Path | None = None) -> None:
         """``export-bucket`` for ``pnum``, filled with the files under ``directory``."""
         name = f"{pnum}-{EXPORT_BUCKET}"
         if name not in self.backend.buckets:
             self.backend.create_bucket(name, "us-east-1")
-        count = 0
         for path in sorted(directory.rglob("*")) if directory else ():
             if path.is_file():
                 key = path.relative_to(directory).as_posix()
                 self.backend.put_object(name, key, path.read_bytes())
-                count += 1
-        return count
 
     def object(self, pnum: str, bucket: str, key: str) -> bytes | None:
         try:
@@ -215,15 +212,15 @@ class Storage:
             if hasattr(body, "close"):
                 body.close()
         data = self._translate(data, pnum, listing_all=not call.bucket)
+        # A HEAD keeps moto's Content-Length (the object's size); others get the new body's.
+        recount = call.method != "HEAD"
         headers = [
             (k, _unprefix_location(v, pnum) if k.lower() == "location" else v)
             for k, v in captured["headers"]
-            if k.lower() != "content-length"
+            if not (recount and k.lower() == "content-length")
         ]
-        if call.method != "HEAD":
+        if recount:
             headers.append(("Content-Length", str(len(data))))
-        else:
-            headers += [(k, v) for k, v in captured["headers"] if k.lower() == "content-length"]
         start_response(captured["status"], headers)
         return [data]
 

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 
 from . import tokens
-from .errors import ApiError, AuthError, ConfigError, UsageError
+from .errors import ApiError, AuthError, ConfigError, TsdError, UsageError
 from .store import CachedToken, Registration, Store
 
 TYPE_CHECKING = False  # typing is not loaded at run time; see cli.py
@@ -177,8 +177,8 @@ class Broker:
             renewed = self._renew(token_type, cached, may_login)
             try:
                 self.store.save_token(self.env.name, self.pnum, renewed)
-            except OSError as err:  # pragma: no cover - _write converts these
-                raise ConfigError(str(err)) from err
+            except TsdError as err:  # a full disk: the token still works for this run
+                self.context.warn(f"{err}; the next command will need a new login")
             return renewed
 
     def _renew(self, token_type: str, cached: CachedToken | None, may_login: bool) -> CachedToken:

@@ -167,6 +167,14 @@ class CachedToken:
             raise ValueError("a field has the wrong type")
         return token
 
+    def project(self) -> str | None:
+        """The project the token is for, by its ``proj`` claim; None if unreadable."""
+        try:
+            project = tokens.claims(self.token).get("proj")
+        except tokens.NotAToken:
+            return None
+        return project if isinstance(project, str) else None
+
     def margin(self) -> float:
         """How long before expiry to renew: a share of the lifetime, at most five minutes."""
         lifetime = max(self.expires - self.issued, 0.0)
@@ -201,7 +209,15 @@ class Store:
     def __init__(self, directory: Path, tacl_config: Path, warn: Callable[[str], None]) -> None:
         self.directory = directory
         self.tacl_config = tacl_config
-        self._warn = warn
+        said: set[str] = set()
+
+        def warn_once(message: str) -> None:
+            # The cache is re-read under the lock and again to save: say it once.
+            if message not in said:
+                said.add(message)
+                warn(message)
+
+        self._warn = warn_once
 
     # -- files -----------------------------------------------------------
 
@@ -228,10 +244,11 @@ class Store:
             if err.errno == errno.ELOOP:
                 raise ConfigError(f"{path} is a symbolic link; refusing to follow it") from err
             raise ConfigError(f"cannot read {path}: {err.strerror}") from err
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise ConfigError(f"{path} is not a regular file; move it away")
         with os.fdopen(fd, "rb") as f:
-            st = os.fstat(f.fileno())
-            if not stat.S_ISREG(st.st_mode):
-                raise ConfigError(f"{path} is not a regular file; move it away")
             _check_private(path, st, "secrets")
             _check_private(self.directory, self.directory.stat(), "secrets")
             data = f.read()
@@ -444,7 +461,14 @@ class Store:
         return parsed
 
     def token(self, env: str, pnum: str, token_type: str) -> CachedToken | None:
-        return self._tokens().get(env, {}).get(pnum, {}).get(token_type)
+        """The cached token, unless it is not a token of ``pnum`` (then it is ignored)."""
+        found = self._tokens().get(env, {}).get(pnum, {}).get(token_type)
+        if found is None or found.project() == pnum:
+            return found
+        self._warn(
+            f"{self._path(TOKENS)} holds a {token_type} token that is not {pnum}'s; ignoring it"
+        )
+        return None
 
     def all_tokens(self) -> Iterator[tuple[str, str, CachedToken]]:
         for env, projects in self._tokens().items():

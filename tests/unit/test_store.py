@@ -27,7 +27,9 @@ def store(tmp_path: Path) -> tuple[Store, list[str]]:
 
 
 def token(kind: str = "s3import", expires: float = 2000.0, issued: float = 1000.0) -> CachedToken:
-    return CachedToken(type=kind, token=make_jwt({"exp": expires}), expires=expires, issued=issued)
+    return CachedToken(
+        type=kind, token=make_jwt({"exp": expires, "proj": "p11"}), expires=expires, issued=issued
+    )
 
 
 def test_files_0600_directory_0700_even_with_umask_000(store) -> None:
@@ -64,6 +66,25 @@ def test_corrupt_token_cache_is_reported_and_ignored(store) -> None:
     assert "corrupt" in warnings[0] and str(s.directory / TOKENS) in warnings[0]
     s.save_token("prod", "p11", token())  # a login replaces it
     assert s.token("prod", "p11", "s3import") == token()
+
+
+def test_a_damaged_cache_is_reported_once_however_often_it_is_read(store) -> None:
+    s, warnings = store
+    s.save_token("prod", "p11", token())
+    (s.directory / TOKENS).write_bytes(b"{")
+    for _ in range(3):
+        assert s.token("prod", "p11", "s3import") is None
+    assert len(warnings) == 1
+
+
+def test_a_cached_token_of_another_project_or_no_token_is_ignored(store) -> None:
+    s, warnings = store
+    other = CachedToken("s3import", make_jwt({"exp": 2000, "proj": "p12"}), 2000.0, 1000.0)
+    s.save_token("prod", "p11", other)
+    assert s.token("prod", "p11", "s3import") is None
+    assert "not p11's" in warnings[-1]
+    s.save_token("prod", "p11", CachedToken("s3import", "garbage", 2000.0, 1000.0))
+    assert s.token("prod", "p11", "s3import") is None
 
 
 def test_corrupt_credentials_are_an_error_and_kept_aside_on_register(store) -> None:

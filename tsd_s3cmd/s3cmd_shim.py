@@ -4,7 +4,7 @@ s3cmd from PyPI has no way to put headers on every request: ``--add-header``
 reaches only PUT, copy and bucket-create. TSD refuses any request without
 ``token`` and ``x-project-select``, so tsd-s3cmd runs s3cmd's own ``s3cmd``
 script in this interpreter (no second process, no token on any command line)
-with four hooks:
+with four hooks and one fix:
 
 1. ``S3.S3.S3Request.get_triplet``: every request, retries included, passes
    through it just before it is signed and sent. The hook adds the two headers
@@ -16,6 +16,11 @@ with four hooks:
 3. ``S3.MultiPart.MultiPartUpload``: starting and finishing a multipart upload
    are reported, so an interrupted upload can be resumed with ``--upload-id``.
 4. A logging filter that removes tokens from s3cmd's ``--debug`` output.
+5. ``S3.S3Uri.S3UriFile``: s3cmd's pattern for a local path stops at the first
+   newline, so ``put $'a\\nb'`` says "Nothing to upload" and ``get s3://b/k
+   $'a\\nb'`` writes to ``a``. The same pattern with ``re.DOTALL`` keeps the
+   whole name (s3cmd then stores the newline as ``^J``, as it does when it
+   walks a directory).
 
 The script is compiled once and its code kept in the user's cache directory
 (validated by the script's path, size and mtime and the Python version): plain
@@ -44,7 +49,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from . import tokens
-from .errors import EX_BREAK, ConfigError, TsdError
+from .errors import EX_BREAK, ConfigError
 
 TYPE_CHECKING = False  # typing is not loaded at run time; see cli.py
 if TYPE_CHECKING:
@@ -70,14 +75,14 @@ _HTTP_CALLS = frozenset({"request", "putrequest", "endheaders", "getresponse"})
 
 
 class _Abort(BaseException):
-    """Carries a TsdError out of s3cmd.
+    """Carries an error of a hook out of s3cmd.
 
-    s3cmd catches ``Exception`` broadly (to retry, or to print a bug report);
-    an error of ours must pass through all of that untouched, as a
-    KeyboardInterrupt does.
+    s3cmd catches ``Exception`` broadly (to retry, or to print a bug report
+    with a traceback); an error of ours, or an OSError from our own files,
+    must pass through all of that untouched, as a KeyboardInterrupt does.
     """
 
-    def __init__(self, error: TsdError) -> None:
+    def __init__(self, error: Exception) -> None:
         super().__init__(str(error))
         self.error = error
 
@@ -85,7 +90,7 @@ class _Abort(BaseException):
 def _guarded(call: Callable[..., Any], *args: Any) -> Any:
     try:
         return call(*args)
-    except TsdError as err:
+    except Exception as err:
         raise _Abort(err) from err
 
 
@@ -152,7 +157,7 @@ def check_compatible() -> None:
 def _incompatibility() -> str | None:
     try:
         from S3 import S3 as s3_module
-        from S3 import MultiPart
+        from S3 import MultiPart, S3Uri
     except ImportError as err:
         return f"cannot import it: {err}"
     request = getattr(s3_module, "S3Request", None)
@@ -166,6 +171,8 @@ def _incompatibility() -> str | None:
         names = getattr(getattr(value, "__code__", None), "co_names", ())
         if _HTTP_CALLS & set(names) and "get_triplet" not in names:
             return f"S3.{name} sends requests without S3Request.get_triplet"
+    if not isinstance(getattr(S3Uri.S3UriFile, "_re", None), re.Pattern):
+        return "S3Uri.S3UriFile has no _re pattern"
     upload = getattr(MultiPart, "MultiPartUpload", None)
     for method in ("initiate_multipart_upload", "complete_multipart_upload", "abort_upload"):
         if not callable(getattr(upload, method, None)):
@@ -186,8 +193,10 @@ def _patched(owner: Any, name: str, replacement: Any) -> Iterator[None]:
 @contextmanager
 def _hooks_installed(hooks: Hooks) -> Iterator[None]:
     from S3 import S3 as s3_module
-    from S3 import MultiPart
+    from S3 import MultiPart, S3Uri
 
+    file_pattern = S3Uri.S3UriFile._re
+    whole_names = re.compile(file_pattern.pattern, file_pattern.flags | re.DOTALL)
     original_triplet = s3_module.S3Request.get_triplet
 
     def get_triplet(self: Any) -> Any:
@@ -233,6 +242,7 @@ def _hooks_installed(hooks: Hooks) -> Iterator[None]:
             _patched(upload_class, "initiate_multipart_upload", initiate),
             _patched(upload_class, "complete_multipart_upload", complete),
             _patched(upload_class, "abort_upload", abort),
+            _patched(S3Uri.S3UriFile, "_re", whole_names),
         ):
             yield
     finally:
@@ -288,7 +298,7 @@ def run(
 
     s3cmd reads ``sys.argv`` and replaces ``sys.stdout``/``sys.stderr``;
     both are restored afterwards. A TsdError raised by a hook is re-raised
-    here, after s3cmd has unwound.
+    here, after s3cmd has unwound, as is any other exception of a hook.
     """
     check_compatible()
     path = script_path()

@@ -134,17 +134,55 @@ def _read_line(proc: subprocess.Popen, timeout: float) -> str:
     return line.decode().strip()
 
 
-@pytest.fixture
-def clean_env(tmp_path: Path) -> dict[str, str]:
-    """An environment with a private HOME and config dir and no CA variables."""
+def private_env(root: Path) -> dict[str, str]:
+    """An environment with a HOME under ``root``, its own config dir, and no CA variables."""
     env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
-    home = tmp_path / "home"
+    home = root / "home"
     home.mkdir()
     env["HOME"] = str(home)
     env["XDG_CONFIG_HOME"] = str(home / ".config")
     env["LANG"] = env["LC_ALL"] = "C.UTF-8"
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     return env
+
+
+def launch_emulator(
+    env: dict[str, str], s3cfg: Path, *args: str, ca: Path | None = None
+) -> Emulator:
+    """Start ``tsd-s3cmd-emulator --port 0`` and wait for its listening line."""
+    cmd = [str(BIN / "tsd-s3cmd-emulator"), "--port", "0", "--write-s3cfg", str(s3cfg)]
+    if ca is not None:
+        cmd += ["--tls", "--ca-out", str(ca)]
+    proc = subprocess.Popen(
+        [*cmd, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    try:
+        line = _read_line(proc, timeout=60)
+    except BaseException:
+        stop_emulator(proc)
+        raise
+    prefix = "TSD emulator listening on "
+    assert line.startswith(prefix), line
+    return Emulator(url=line[len(prefix) :], process=proc, s3cfg=s3cfg, ca=ca)
+
+
+def stop_emulator(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    for stream in (proc.stdout, proc.stderr):
+        if stream:
+            stream.close()
+
+
+@pytest.fixture
+def clean_env(tmp_path: Path) -> dict[str, str]:
+    """An environment with a private HOME and config dir and no CA variables."""
+    return private_env(tmp_path)
 
 
 @pytest.fixture
@@ -154,33 +192,13 @@ def start_emulator(tmp_path: Path, clean_env: dict[str, str]) -> Iterator[Callab
 
     def start(*args: str, s3cfg: Path | None = None, ca: Path | None = None) -> Emulator:
         s3cfg = s3cfg or tmp_path / f"emulator-{len(running)}.s3cfg"
-        cmd = [str(BIN / "tsd-s3cmd-emulator"), "--port", "0", "--write-s3cfg", str(s3cfg)]
-        if ca is not None:
-            cmd += ["--tls", "--ca-out", str(ca)]
-        proc = subprocess.Popen(
-            [*cmd, *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=clean_env,
-        )
-        running.append(proc)
-        line = _read_line(proc, timeout=60)
-        prefix = "TSD emulator listening on "
-        assert line.startswith(prefix), line
-        return Emulator(url=line[len(prefix) :], process=proc, s3cfg=s3cfg, ca=ca)
+        emulator = launch_emulator(clean_env, s3cfg, *args, ca=ca)
+        running.append(emulator.process)
+        return emulator
 
     yield start
     for proc in running:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        for stream in (proc.stdout, proc.stderr):
-            if stream:
-                stream.close()
+        stop_emulator(proc)
 
 
 @pytest.fixture

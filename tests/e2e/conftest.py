@@ -47,8 +47,12 @@ class Tsd:
         extra_env: dict[str, str] | None = None,
         timeout: float = 180,
         cwd: Path | None = None,
+        preexec_fn: Callable[[], None] | None = None,
     ) -> Result:
-        """Run tsd-s3cmd; stdin is ``input``, or closed (empty) when None."""
+        """Run tsd-s3cmd; stdin is ``input``, or closed (empty) when None.
+
+        ``preexec_fn`` runs in the child before exec: limits and privileges.
+        """
         env = {**self.env, **(extra_env or {})}
         self.calls.append(list(args))
         proc = subprocess.run(
@@ -59,6 +63,7 @@ class Tsd:
             timeout=timeout,
             cwd=cwd or self.home,
             start_new_session=True,  # no controlling terminal, as in a batch job
+            preexec_fn=preexec_fn,
         )
         return Result(
             proc.returncode,
@@ -96,7 +101,8 @@ def make_tsd(
 ) -> Callable[..., Tsd]:
     """A home whose ~/.s3cfg points at a new emulator started with ``args``."""
 
-    def make(*args: str, export: bool = True) -> Tsd:
+    def make(*args: str, export: bool = True, ca: Path | None = None) -> Tsd:
+        """``ca``: serve https, and write the test CA's certificate there."""
         home = Path(clean_env["HOME"])
         emulator_args = list(args)
         export_dir = tmp_path / "export"
@@ -108,7 +114,7 @@ def make_tsd(
             )
             (export_dir / "big.bin").write_bytes(os.urandom(7 * 1024 * 1024 + 11))
             emulator_args += ["--export-dir", str(export_dir)]
-        emulator = start_emulator(*emulator_args, s3cfg=home / ".s3cfg")
+        emulator = start_emulator(*emulator_args, s3cfg=home / ".s3cfg", ca=ca)
         env = {**clean_env, "TSD_API_URL": emulator.url}
         tsd = Tsd(env=env, home=home, emulator=emulator)
         emulator.extra["export_dir"] = export_dir

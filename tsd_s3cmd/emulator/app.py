@@ -12,6 +12,7 @@ import json
 import socket
 import threading
 from collections.abc import Iterable, Iterator
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -23,8 +24,12 @@ from .identity import Identity, Refused
 StartResponse = Callable[..., Callable[[bytes], None]]
 
 
+@lru_cache(maxsize=64)
 def _token_type(token: str | None) -> str | None:
-    """The ``name`` claim of a token as presented, unverified (for the log only)."""
+    """The ``name`` claim of a token as presented, unverified (for the log only).
+
+    Remembered: a client presents the same token on every request of a run.
+    """
     if not token:
         return None
     try:

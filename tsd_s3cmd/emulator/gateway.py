@@ -186,7 +186,13 @@ class Storage:
         return None if found is None else bytes(found.value)
 
     def forward(self, environ: dict, start_response, call: S3Call, pnum: str) -> Iterable[bytes]:  # type: ignore[no-untyped-def]
-        """Hand the request to moto under the project's names; translate the answer back."""
+        """Hand the request to moto under the project's names; translate the answer back.
+
+        TSD's own headers stop here, as at TSD's gateway: the storage behind it
+        never sees a token (and moto need not walk two more headers per request).
+        """
+        environ.pop("HTTP_TOKEN", None)
+        environ.pop("HTTP_X_PROJECT_SELECT", None)
         if call.bucket:
             prefix = f"/{pnum}-"
             environ["PATH_INFO"] = prefix + environ.get("PATH_INFO", "/").lstrip("/")

@@ -205,6 +205,9 @@ def report(results: dict, auth_calls: int, quick: bool) -> dict:
             "tsd_cpu_s": round(tsd_cpu, 4),
             "s3cmd_cpu_s": round(s3_cpu, 4),
             "cpu_ratio": round(tsd_cpu / s3_cpu, 3),
+            # Every run in order, so the spread behind each median can be seen.
+            "tsd_wall_samples": [round(t, 4) for t, _, _ in by_tool["tsd"]],
+            "s3cmd_wall_samples": [round(t, 4) for t, _, _ in by_tool["s3cmd"]],
         }
         if name in ("put", "get"):
             case["tsd_mib_per_s"] = round(size_mib / tsd_wall, 1)

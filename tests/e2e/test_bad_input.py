@@ -4,9 +4,9 @@ Each case starts from a home that is registered for p11, holds fresh
 s3import and s3export tokens, and has a working ``~/.s3cfg``; it then breaks
 one thing and runs one command. Every case checks the same promises: the exit
 status, exactly one error line (ours or s3cmd's) when the command fails and at
-most one warning of ours when it succeeds, no traceback, no temporary file left behind, the logins made, and
-every file unchanged (good or broken) but those the case says it rewrites,
-which must then be whole.
+most one warning of ours when it succeeds, no traceback, no temporary file
+left behind, the logins made, and every file unchanged (good or broken) but
+those the case says it rewrites, which must then be whole.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import json
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -132,6 +133,13 @@ def _read_line(proc: subprocess.Popen, timeout: float) -> str:
             raise RuntimeError(f"emulator exited: {err}")
         line += chunk
     return line.decode().strip()
+
+
+def closed_port() -> int:
+    """A local port that nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def private_env(root: Path) -> dict[str, str]:

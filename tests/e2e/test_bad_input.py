@@ -17,14 +17,13 @@ import os
 import resource
 import shutil
 import signal
-import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from ..conftest import Emulator, launch_emulator, private_env, stop_emulator
+from ..conftest import Emulator, closed_port, launch_emulator, private_env, stop_emulator
 from .conftest import DEMO, Tsd
 from .test_errors import forged_jwt
 
@@ -79,12 +78,6 @@ class Home:
 def truncated(home: Home, name: str) -> None:
     good = (home.config / name).read_bytes()
     home.write(name, good[: len(good) // 2])
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def without_read_override() -> None:
@@ -364,9 +357,10 @@ def test_bad_input(case: Case, shared: tuple[Emulator, Path], tmp_path: Path) ->
     tsd = Tsd(env={**env, "TSD_API_URL": emulator.url}, home=home, emulator=emulator)
     h = Home(tsd=tsd, tmp=tmp_path / "work")
     h.tmp.mkdir()
-    files = [h.config / n for n in ("credentials.json", "tokens.json", "uploads.json")]
+    watched = [h.config / n for n in ("credentials.json", "tokens.json", "uploads.json")]
+    watched.append(h.s3cfg)
     case.setup(h)
-    broken = snapshot([*files, h.s3cfg])
+    broken = snapshot(watched)
     logins = len(tsd.auth_calls("token"))
 
     result = tsd.run(
@@ -386,7 +380,7 @@ def test_bad_input(case: Case, shared: tuple[Emulator, Path], tmp_path: Path) ->
     for needle in case.says:
         assert needle in message, (needle, result.stderr)
     assert len(tsd.auth_calls("token")) - logins == case.logins, result.stderr
-    after = snapshot([*files, h.s3cfg])
+    after = snapshot(watched)
     for path, data in broken.items():  # good or bad, what the run may not touch is as it was
         if path.name not in case.changes:
             assert after.get(path) == data, f"{path.name} changed"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 from pathlib import Path
 
+from ..conftest import closed_port
 from .conftest import DEMO, NOEXPORT, Result, Tsd
 
 
@@ -68,9 +68,7 @@ def test_malformed_project_and_unknown_environment(tsd: Tsd) -> None:
 
 def test_api_unreachable_names_the_host(tsd: Tsd) -> None:
     tsd.register()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = closed_port()
     result = tsd.run("ls", input=DEMO, extra_env={"TSD_API_URL": f"http://127.0.0.1:{port}"})
     one_line(result, 75, f"cannot reach the TSD API at 127.0.0.1:{port}")
 

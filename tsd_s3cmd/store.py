@@ -10,30 +10,26 @@ Everything lives in ``$XDG_CONFIG_HOME/tsd-s3cmd/`` (default
 - ``uploads.json``: multipart uploads started and not finished, so that
   ``--status`` can print the command that resumes one after a crash.
 
-Files are replaced atomically (write a temporary file, fsync, rename), so a
-crash or a full disk leaves the old file whole. Read-modify-write cycles run
-under ``lock()``, an ``flock`` on ``.lock`` that the kernel releases when its
-holder dies, so concurrent processes (a Slurm array) never tear a file or
-spend one refresh token twice. As ssh does with keys, a file that other users
-could read is refused until its owner fixes the mode.
+How the files are written and guarded (atomically, privately) is
+private_files.py's concern; the lock that read-modify-write cycles run under,
+so that concurrent processes (a Slurm array) never tear a file or spend one
+refresh token twice, is locking.py's.
 """
 
 from __future__ import annotations
 
-import errno
 import json
 import os
-import stat
-import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from . import tokens
-from .errors import EX_IOERR, ConfigError, TsdError
+from . import locking, tokens
+from .errors import ConfigError
+from .private_files import PrivateDir, check_private
 
 TYPE_CHECKING = False  # typing is not loaded at run time; see cli.py
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
     from typing import Any
 
 
@@ -50,7 +46,6 @@ LOCK = ".lock"
 REFRESH_FRACTION = 0.25
 # ... but never more than this many seconds before it expires.
 REFRESH_MARGIN_MAX = 300.0
-LOCK_TIMEOUT = 600.0
 
 
 class Registration:
@@ -190,24 +185,12 @@ class CachedToken:
         )
 
 
-def _check_private(path: Path, st: os.stat_result, what: str) -> None:
-    """Refuse a secret-holding file or directory that someone else controls or can read."""
-    if st.st_uid != os.geteuid():
-        raise ConfigError(f"{path} belongs to another user; refusing to use {what} from it")
-    if stat.S_ISDIR(st.st_mode):
-        if st.st_mode & 0o022:
-            raise ConfigError(
-                f"{path} can be written by other users; fix it with: chmod 700 '{path}'"
-            )
-    elif st.st_mode & 0o077:
-        raise ConfigError(f"{path} can be read by other users; fix it with: chmod 600 '{path}'")
-
-
 class Store:
     """Reads and writes the files in the config directory."""
 
     def __init__(self, directory: Path, tacl_config: Path, warn: Callable[[str], None]) -> None:
         self.directory = directory
+        self.files = PrivateDir(directory)
         self.tacl_config = tacl_config
         said: set[str] = set()
 
@@ -222,67 +205,16 @@ class Store:
     # -- files -----------------------------------------------------------
 
     def _path(self, name: str) -> Path:
-        return self.directory / name
-
-    def _ensure_directory(self) -> None:
-        try:
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            st = self.directory.stat()
-            if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) != 0o700:
-                os.chmod(self.directory, 0o700)
-        except OSError as err:
-            raise TsdError(f"cannot create {self.directory}: {err.strerror}", EX_IOERR) from err
+        return self.files.path(name)
 
     def _read(self, name: str) -> Any:
         """The parsed JSON of a file, ``None`` if there is none; ValueError if corrupt."""
-        path = self._path(name)
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        except FileNotFoundError:
-            return None
-        except OSError as err:
-            if err.errno == errno.ELOOP:
-                raise ConfigError(f"{path} is a symbolic link; refusing to follow it") from err
-            raise ConfigError(f"cannot read {path}: {err.strerror}") from err
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            os.close(fd)
-            raise ConfigError(f"{path} is not a regular file; move it away")
-        with os.fdopen(fd, "rb") as f:
-            _check_private(path, st, "secrets")
-            _check_private(self.directory, self.directory.stat(), "secrets")
-            data = f.read()
-        return json.loads(data.decode("utf-8"))
+        data = self.files.read(name)
+        return None if data is None else json.loads(data.decode("utf-8"))
 
     def _write(self, name: str, value: Any) -> None:
         """Replace a file atomically; on failure the old file is untouched."""
-        self._ensure_directory()
-        path = self._path(name)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        data = (json.dumps(value, indent=1, sort_keys=True) + "\n").encode("utf-8")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-            try:
-                os.fchmod(fd, 0o600)
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
-        except OSError as err:
-            with suppress(OSError):
-                os.unlink(tmp)
-            raise TsdError(f"could not write {path}: {err.strerror}", EX_IOERR) from err
-        try:
-            dir_fd = os.open(self.directory, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-        except OSError:
-            pass  # the rename is done; a directory fsync is best effort
+        self.files.write(name, (json.dumps(value, indent=1, sort_keys=True) + "\n").encode())
 
     def _read_cache(self, name: str) -> dict[str, Any]:
         """A cache file's contents; a corrupt cache is reported and treated as empty."""
@@ -298,41 +230,10 @@ class Store:
             return {}
         return value
 
-    @contextmanager
-    def lock(self) -> Iterator[None]:
+    def lock(self) -> AbstractContextManager[None]:
         """Hold the store's lock; released by the kernel if this process dies."""
-        import fcntl
-
-        self._ensure_directory()
-        path = self._path(LOCK)
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-        except OSError as err:
-            raise TsdError(f"cannot open {path}: {err.strerror}", EX_IOERR) from err
-        try:
-            deadline = time.monotonic() + LOCK_TIMEOUT
-            told = False
-            delay = 0.01
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    now = time.monotonic()
-                    if now > deadline:
-                        raise TsdError(
-                            f"another tsd-s3cmd has held {path} for {LOCK_TIMEOUT:.0f}s; "
-                            "is one waiting for a login at a terminal?",
-                            EX_IOERR,
-                        ) from None
-                    if not told and now > deadline - LOCK_TIMEOUT + 2:
-                        self._warn("waiting for another tsd-s3cmd to finish logging in")
-                        told = True
-                    time.sleep(delay)
-                    delay = min(delay * 2, 0.2)
-            yield
-        finally:
-            os.close(fd)
+        self.files.ensure()
+        return locking.held(self._path(LOCK), self._warn)
 
     # -- registrations ----------------------------------------------------
 
@@ -367,7 +268,7 @@ class Store:
         """tsd-api-client's API keys, YAML shaped ``{env: {project: api_key}}``."""
         try:
             with open(self.tacl_config, "rb") as f:
-                _check_private(self.tacl_config, os.fstat(f.fileno()), "API keys")
+                check_private(self.tacl_config, os.fstat(f.fileno()), "API keys")
                 data = f.read()
         except FileNotFoundError:
             return {}

@@ -11,6 +11,7 @@ import contextlib
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
@@ -83,6 +84,7 @@ class EmulatorApp:
         self.faults = Faults()
         self._log: list[dict] = []
         self._log_lock = threading.Lock()
+        self._in_flight = 0
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         path = _decoded_path(environ)
@@ -94,6 +96,7 @@ class EmulatorApp:
             "path": path,
             "query": environ.get("QUERY_STRING", ""),
             "status": None,
+            "time": time.time(),
             "token_type": None,
             "project": None,
         }
@@ -106,7 +109,22 @@ class EmulatorApp:
 
         if entry["kind"] == "auth":
             return self._auth(environ, logged, entry)
-        return self._s3(environ, logged, entry)
+        with self._log_lock:
+            self._in_flight += 1
+            # How many S3 requests were being served when this one came: tests
+            # see parts travelling at once (or one at a time) here.
+            entry["in_flight"] = self._in_flight
+        try:
+            body = self._s3(environ, logged, entry)
+        except BaseException:
+            self._finished(entry)
+            raise
+        return _Served(body, lambda: self._finished(entry))
+
+    def _finished(self, entry: dict) -> None:
+        with self._log_lock:
+            self._in_flight -= 1
+            entry["ended"] = time.time()
 
     # -- the auth API ---------------------------------------------------------
 
@@ -203,6 +221,26 @@ class EmulatorApp:
         except Refused as refusal:
             return _json(start_response, refusal.status, {"message": refusal.message})
         return _json(start_response, 404, {"message": f"no such hook: {method} {path}"})
+
+
+class _Served:
+    """A response body that reports when the server is done with it (WSGI calls close)."""
+
+    def __init__(self, body: Iterable[bytes], finished: Callable[[], None]) -> None:
+        self._body = body
+        self._finished: Callable[[], None] | None = finished
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._body)
+
+    def close(self) -> None:
+        try:
+            if hasattr(self._body, "close"):
+                self._body.close()
+        finally:
+            if self._finished is not None:
+                self._finished, finished = None, self._finished
+                finished()
 
 
 def _json(start_response: StartResponse, status: int, body: object) -> list[bytes]:

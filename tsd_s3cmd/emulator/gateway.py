@@ -30,6 +30,7 @@ _AUTHORIZATION = re.compile(
     r"AWS4-HMAC-SHA256\s+Credential=(?P<key>[^/,]+)/(?P<scope>[^,]+),\s*"
     r"SignedHeaders=(?P<signed>[^,]+),\s*Signature=(?P<signature>[0-9a-f]+)"
 )
+_SIMPLE_RANGE = re.compile(r"^bytes=(?P<first>[0-9]+)-(?P<last>[0-9]*)$")
 _LISTED_BUCKET = re.compile(rb"<Bucket><Name>(.*?)</Name>.*?</Bucket>", re.S)
 
 
@@ -208,10 +209,17 @@ class Storage:
             captured["status"], captured["headers"] = status, headers
             return lambda data: None
 
+        if call.operation == "download" and environ.get("HTTP_RANGE"):
+            ranged = self._range(environ, call, pnum)
+            if ranged is not None:
+                start_response(*ranged[:2])
+                return [ranged[2]]
         body = self.app(environ, capture)
         if call.operation == "download":
             start_response(captured["status"], captured["headers"])
             return body
+        if call.method == "POST" and "uploadId" in call.params:
+            self._default_acl(pnum, call)
         try:
             data = b"".join(body)
         finally:
@@ -229,6 +237,62 @@ class Storage:
             headers.append(("Content-Length", str(len(data))))
         start_response(captured["status"], headers)
         return [data]
+
+    def _range(
+        self, environ: dict, call: S3Call, pnum: str
+    ) -> tuple[str, list[tuple[str, str]], bytes] | None:
+        """A ranged GET answered from the stored bytes it asks for, or None to let moto answer.
+
+        moto reads a whole object for every GET, ranged or not, so parallel
+        downloads (which TSD's storage serves range by range) would cost the
+        emulator the object once per range. Here moto answers a HEAD for the
+        headers, and only the range is read.
+        """
+        match = _SIMPLE_RANGE.match(environ["HTTP_RANGE"])
+        if match is None or call.params:
+            return None
+        head: dict = {}
+        environ_head = {**environ, "REQUEST_METHOD": "HEAD"}
+        environ_head.pop("HTTP_RANGE")
+        self.app(environ_head, lambda status, headers, exc_info=None: head.update(
+            status=status, headers=headers
+        ))
+        if not head.get("status", "").startswith("200"):
+            return None
+        try:
+            found = self.backend.get_object(f"{pnum}-{call.bucket}", call.key)
+            buffer, lock = found._value_buffer, found.lock
+        except Exception:  # moto's own errors, or a moto whose keys look different
+            return None
+        size = found.size
+        first = int(match["first"])
+        last = min(int(match["last"]) if match["last"] else size - 1, size - 1)
+        if first > last:
+            return None  # moto says why (416)
+        with lock:
+            buffer.seek(first)
+            data = buffer.read(last - first + 1)
+        headers = [(k, v) for k, v in head["headers"] if k.lower() != "content-length"]
+        headers += [
+            ("Content-Range", f"bytes {first}-{last}/{size}"),
+            ("Content-Length", str(len(data))),
+        ]
+        return "206 Partial Content", headers, data
+
+    def _default_acl(self, pnum: str, call: S3Call) -> None:
+        """Give an object completed from parts the private ACL that a plain PUT gets.
+
+        moto leaves such an object without an ACL and then fails every
+        ``?acl`` request on it (``info``, ``cp``) with a 500.
+        """
+        from moto.s3.models import get_canned_acl
+
+        try:
+            found = self.backend.get_object(f"{pnum}-{call.bucket}", call.key)
+        except Exception:
+            return
+        if found is not None and found.acl is None:
+            found.acl = get_canned_acl("private")
 
     @staticmethod
     def _translate(data: bytes, pnum: str, listing_all: bool) -> bytes:

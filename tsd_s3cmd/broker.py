@@ -12,6 +12,7 @@ spend each refresh token once.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 
 from . import tokens
@@ -255,23 +256,35 @@ class Broker:
 
 
 class HeaderSource:
-    """The two TSD headers for every request s3cmd sends, renewed as needed."""
+    """The two TSD headers for every request s3cmd sends, renewed as needed.
+
+    Parallel parts ask for headers from several threads at once. The current
+    token and its headers are one value, swapped whole; a renewal happens
+    under a lock, and the threads that waited for it use its result, so a
+    run renews once however many parts are in flight.
+    """
 
     def __init__(self, broker: Broker, token_type: str) -> None:
         self.broker = broker
         self.token_type = token_type
-        self._token: CachedToken | None = None
-        self._headers: dict[str, str] = {}
+        self._current: tuple[CachedToken, dict[str, str]] | None = None
+        self._renewing = threading.Lock()
 
     def headers(self) -> dict[str, str]:
-        token = self._token
-        if token is None or not token.fresh(self.broker.context.clock()):
+        current = self._current
+        clock = self.broker.context.clock
+        if current is not None and current[0].fresh(clock()):
+            return current[1]
+        with self._renewing:
+            current = self._current
+            if current is not None and current[0].fresh(clock()):
+                return current[1]
             # Only the first token may need a login: later, in the middle of a
             # transfer, nobody may be there to answer, so the run stops cleanly.
-            token = self.broker.token(self.token_type, may_login=self._token is None)
-            self._token = token
-            self._headers = {"token": token.token, "x-project-select": self.broker.pnum}
-        return self._headers
+            token = self.broker.token(self.token_type, may_login=current is None)
+            headers = {"token": token.token, "x-project-select": self.broker.pnum}
+            self._current = (token, headers)
+            return headers
 
 
 class StaticHeaders:

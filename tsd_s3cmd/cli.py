@@ -41,6 +41,7 @@ TSD_OPTIONS = {
     "--project": True,
     "--register": False,
     "--basic": False,
+    "--parallel": True,
     "--print-token-for": True,
     "--status": False,
     "--logout": False,
@@ -102,6 +103,7 @@ def _click_command() -> click.Command:
     @click.option("--project", metavar="PNUM")
     @click.option("--register", is_flag=True)
     @click.option("--basic", is_flag=True)
+    @click.option("--parallel", metavar="N")
     @click.option("--print-token-for", "print_token_for", metavar="COMMAND")
     @click.option("--status", is_flag=True)
     @click.option("--logout", is_flag=True)
@@ -123,6 +125,7 @@ def dispatch(
     project: str | None = None,
     register: bool = False,
     basic: bool = False,
+    parallel: str | None = None,
     print_token_for: str | None = None,
     status: bool = False,
     logout: bool = False,
@@ -140,7 +143,7 @@ def dispatch(
         context.stdout.write(GUIDE)
         return 0
     if s3cmd_help:
-        return _run_s3cmd(inv, ENVIRONMENTS[DEFAULT], None, False, ["--help"])
+        return _run_s3cmd(inv, ENVIRONMENTS[DEFAULT], None, False, None, ["--help"])
     env, env_given = _environment(env_name, usetest, usealt)
     actions = [
         name
@@ -174,7 +177,7 @@ def dispatch(
             f"'{PROG} --s3cmd-help' for s3cmd's commands.\n"
         )
         return EX_USAGE
-    return _run_s3cmd(inv, env, project, basic, inv.s3cmd_args)
+    return _run_s3cmd(inv, env, project, basic, parallel, inv.s3cmd_args)
 
 
 # -- actions ---------------------------------------------------------------------
@@ -290,11 +293,21 @@ def _run_s3cmd(
     env: ApiEnvironment,
     project: str | None,
     basic: bool,
+    parallel: str | None,
     s3cmd_args: Sequence[str],
 ) -> int:
+    from .parallel import workers_from
     from .runner import S3cmdRun
 
     context = inv.context
+    try:
+        workers = (
+            workers_from(parallel, "--parallel")
+            if parallel is not None
+            else workers_from(context.environ.get("TSD_S3CMD_PARALLEL"), "TSD_S3CMD_PARALLEL")
+        )
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     given_token = context.environ.get("TSD_S3CMD_TOKEN", "").strip()
     store = None if given_token else _store(context)
     if given_token:
@@ -325,6 +338,7 @@ def _run_s3cmd(
         inv.argv,
         header_source,
         check_host="TSD_API_URL" not in context.environ,
+        parallel=workers,
     )
     return run.run(s3cmd_args)
 

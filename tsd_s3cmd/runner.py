@@ -114,14 +114,17 @@ class S3cmdRun:
         argv: Sequence[str],
         header_source: Callable[[str, Sequence[str]], HeaderSource],
         check_host: bool,
+        parallel: int = 1,
     ) -> None:
-        """``header_source(token_type, args)`` is called once s3cmd has parsed its arguments."""
+        """``header_source(token_type, args)`` is called once s3cmd has parsed its arguments;
+        ``parallel`` is how many parts of one file move at once."""
         self.context = context
         self.store = store
         self.env = env
         self.argv = list(argv)
         self._make_source = header_source
         self._check_host = check_host
+        self.parallel = parallel
         self._source: HeaderSource | None = None
         self.unfinished: dict[str, tuple[str, str]] = {}
 

@@ -62,3 +62,64 @@ def test_log_records_lose_tokens_and_the_half_resume_advice() -> None:
 def test_resume_command_replaces_only_the_upload_id(argv: list[str], expected: list[str]) -> None:
     command = shlex.split(resume_command(argv, "NEW"))
     assert command == ["tsd-s3cmd", "--upload-id", "NEW", *expected]
+
+
+def test_a_multipart_loop_that_no_longer_calls_upload_part_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from S3 import MultiPart
+
+    def upload_all_parts(self, extra_label=""):  # type: ignore[no-untyped-def]
+        return self.send_everything_at_once()  # a new way that the workers would not cover
+
+    monkeypatch.setattr(MultiPart.MultiPartUpload, "upload_all_parts", upload_all_parts)
+    with pytest.raises(ConfigError, match="upload_all_parts no longer sends parts"):
+        s3cmd_shim.check_compatible()
+
+
+def test_an_upload_part_with_other_parameters_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from S3 import MultiPart
+
+    def upload_part(self, seq, offset, size, labels):  # type: ignore[no-untyped-def]
+        return None
+
+    monkeypatch.setattr(MultiPart.MultiPartUpload, "upload_part", upload_part)
+    with pytest.raises(ConfigError, match="upload_part no longer takes chunk_size, remote_status"):
+        s3cmd_shim.check_compatible()
+
+
+def test_a_download_that_no_longer_uses_recv_file_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def object_get(self, uri, stream, dest_name, start_position=0, extra_label=""):  # type: ignore[no-untyped-def]
+        return self.fetch_somehow(uri, stream)
+
+    monkeypatch.setattr(s3_module.S3, "object_get", object_get)
+    with pytest.raises(ConfigError, match="object_get no longer downloads with recv_file"):
+        s3cmd_shim.check_compatible()
+
+
+def test_a_missing_connection_pool_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(s3_module, "ConnMan")
+    with pytest.raises(ConfigError, match=r"S3\.S3 has no ConnMan"):
+        s3cmd_shim.check_compatible()
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"etag": '"abc"'}, "abc"),
+        ({"etag": '"abc-3"'}, None),  # a multipart ETag is no MD5
+        ({"etag": '"abc-3"', "x-amz-meta-s3cmd-attrs": "md5:def/mode:33188"}, "def"),
+        (
+            {"etag": '"abc"', "x-amz-meta-s3cmd-attrs": "md5:def",
+             "x-amz-meta-s3tools-gpgenc": "gpg"},
+            "abc",
+        ),
+        ({"etag": '"abc"', "x-amz-server-side-encryption": "aws:kms"}, None),
+    ],
+)
+def test_a_download_is_checked_against_what_s3cmd_checks(
+    headers: dict[str, str], expected: str | None
+) -> None:
+    assert s3cmd_shim._expected_md5(headers) == expected

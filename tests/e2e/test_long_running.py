@@ -61,7 +61,12 @@ def test_upload_ten_token_lifetimes_long_needs_no_prompt(make_tsd, tmp_path: Pat
     tsd = make_tsd("--token-lifetime", "4", "--refresh-count", "100", export=False)
     data = bucket_and_file(tsd, "long", tmp_path / "long.bin", 24 * MiB)
     began = time.monotonic()
-    tsd.ok("--multipart-chunk-size-mb=5", "--limit-rate=1m", "put", str(data), "s3://long")
+    # One part at a time, so that parts start all along the upload and each needs
+    # a fresh token (test_parallel.py renews for parts in flight together).
+    tsd.ok(
+        "--parallel", "1", "--multipart-chunk-size-mb=5", "--limit-rate=1m", "put", str(data),
+        "s3://long",
+    )
     elapsed = time.monotonic() - began
     assert elapsed >= 20, elapsed
     assert tsd.emulator.object("long", "long.bin") == data.read_bytes()
@@ -101,8 +106,9 @@ def resume_command_from_status(tsd: Tsd) -> list[str]:
 @pytest.mark.slow
 def test_sigkill_mid_upload_then_resume_sends_only_missing_parts(tsd: Tsd, tmp_path: Path) -> None:
     data = bucket_and_file(tsd, "resume", tmp_path / "resume.bin", 40 * MiB + 5)
-    proc = start(
-        tsd, "--multipart-chunk-size-mb=5", "--limit-rate=5m", "put", str(data), "s3://resume"
+    proc = start(  # one part at a time: test_parallel.py kills a parallel upload
+        tsd, "--parallel", "1", "--multipart-chunk-size-mb=5", "--limit-rate=5m", "put", str(data),
+        "s3://resume",
     )
     wait_for(lambda: len(stored_parts(tsd)) >= 4)
     proc.send_signal(signal.SIGKILL)
@@ -125,8 +131,9 @@ def test_sigkill_mid_upload_then_resume_sends_only_missing_parts(tsd: Tsd, tmp_p
 @pytest.mark.slow
 def test_ctrl_c_prints_the_resume_command(tsd: Tsd, tmp_path: Path) -> None:
     data = bucket_and_file(tsd, "ctrlc", tmp_path / "ctrl c.bin", 30 * MiB)
-    proc = start(
-        tsd, "--multipart-chunk-size-mb=5", "--limit-rate=5m", "put", str(data), "s3://ctrlc"
+    proc = start(  # one part at a time: test_parallel.py interrupts a parallel upload
+        tsd, "--parallel", "1", "--multipart-chunk-size-mb=5", "--limit-rate=5m", "put", str(data),
+        "s3://ctrlc",
     )
     wait_for(lambda: len(stored_parts(tsd)) >= 2)
     proc.send_signal(signal.SIGINT)
@@ -143,11 +150,15 @@ def test_ctrl_c_prints_the_resume_command(tsd: Tsd, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_no_refresh_left_stops_cleanly_with_the_resume_command(make_tsd, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_no_refresh_left_stops_cleanly_with_the_resume_command(  # type: ignore[no-untyped-def]
+    make_tsd, tmp_path: Path, workers: str
+) -> None:
     tsd = make_tsd("--token-lifetime", "3", "--refresh-count", "1", export=False)
     data = bucket_and_file(tsd, "spent", tmp_path / "spent.bin", 30 * MiB)
     result = tsd.run(
-        "--multipart-chunk-size-mb=5", "--limit-rate=2m", "put", str(data), "s3://spent"
+        "--parallel", workers, "--multipart-chunk-size-mb=5", "--limit-rate=2m", "put", str(data),
+        "s3://spent",
     )
     assert result.returncode == 77, result.stderr
     assert "Traceback" not in result.stderr

@@ -23,6 +23,8 @@ everything belongs to s3cmd):
   --basic                get import tokens with the API key alone, no
                          one-time code (TSD allows it only from registered
                          addresses); for batch jobs
+  --parallel N           parts of one large file moved at once (default 8;
+                         1 moves them one at a time, as s3cmd does)
   --print-token-for CMD  print the token CMD needs (log in if necessary)
   --status               registrations, cached tokens, unfinished uploads
   --logout               forget cached tokens (all, or of --env/--project)
@@ -94,7 +96,18 @@ Getting started
 6. The test API: add --usetest (or --env test) to any command, including
    --register.
 
-7. Long transfers and batch jobs. Tokens are refreshed while a transfer
+7. Large files. A file larger than the part size (s3cmd's
+   --multipart-chunk-size-mb, 15 MB unless you say otherwise) moves as
+   several parts at once, 8 by default, up and down: over a long or busy
+   link that is several times faster than one part at a time. Each part
+   may be as large as you like; memory does not grow with it. A download
+   goes into a hidden temporary file beside the destination and takes the
+   destination's name only when it is whole and its MD5 checked.
+   --parallel N (or TSD_S3CMD_PARALLEL=N in a batch job) changes the
+   number; --parallel 1 is s3cmd's one-at-a-time. --limit-rate caps the
+   whole file, not each part.
+
+8. Long transfers and batch jobs. Tokens are refreshed while a transfer
    runs, and many tsd-s3cmd processes started at once (a Slurm array) share
    one login. To hand a token to another tool:
 
@@ -103,7 +116,7 @@ Getting started
    The token alone goes to stdout; stderr explains how to use it:
    TSD_S3CMD_TOKEN="$T" tsd-s3cmd ... uses it with no login at all.
 
-8. s3cmd's own commands and options:
+9. s3cmd's own commands and options:
 
        tsd-s3cmd --s3cmd-help
 

@@ -241,7 +241,8 @@ class _LockFile:
                 os.write(fd, self.me)
             except OSError as err:
                 os.close(fd)
-                os.unlink(self.path)
+                with suppress(OSError):
+                    os.unlink(self.path)
                 raise TsdError(f"cannot write {self.path}: {err.strerror}", EX_IOERR) from err
             return self._hold(fd)
 

@@ -89,6 +89,8 @@ class S3Call:
             if not self.key:
                 return "list"
             params = self.params
+            if not params:
+                return "download"
             for name, companions in OBJECT_METADATA.items():
                 if name in params:
                     rest = params.keys() - {name}

@@ -92,11 +92,15 @@ def run_together(tsd: Tsd, extra_env: dict[str, str], *args: str) -> list[str]:
     return errors
 
 
-def check_warned_once_each(errors: list[str], warning: str, config_dir: Path) -> None:
+def check_warned_at_most_once_each(errors: list[str], warning: str, config_dir: Path) -> None:
+    """A process that found the new token cached took no lock, and has nothing to say."""
+    warned = 0
     for err in errors:
         warnings = [line for line in err.splitlines() if "on a file system without" in line]
-        assert len(warnings) == 1 and warning in warnings[0], err
+        assert len(warnings) <= 1 and all(warning in line for line in warnings), err
         assert "Traceback" not in err
+        warned += len(warnings)
+    assert warned >= 1
     assert [p.name for p in config_dir.iterdir() if p.name.startswith(".lock.")] == []
 
 
@@ -110,7 +114,7 @@ def test_processes_started_together_after_logout_log_in_once(make_tsd, without_l
     logins = len(tsd.auth_calls("token"))
     errors = run_together(tsd, extra_env, "ls", "s3://export-bucket")
     assert len(tsd.auth_calls("token")) == logins + 1
-    check_warned_once_each(errors, warning, tsd.config_dir)
+    check_warned_at_most_once_each(errors, warning, tsd.config_dir)
 
 
 @pytest.mark.slow
@@ -125,4 +129,4 @@ def test_processes_started_together_share_one_refresh(make_tsd, without_locks) -
     errors = run_together(tsd, extra_env, "ls", "s3://export-bucket")
     assert len(tsd.auth_calls("refresh")) == refreshes + 1
     assert len(tsd.auth_calls("token")) == logins
-    check_warned_once_each(errors, warning, tsd.config_dir)
+    check_warned_at_most_once_each(errors, warning, tsd.config_dir)

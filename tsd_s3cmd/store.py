@@ -231,7 +231,7 @@ class Store:
         return value
 
     def lock(self) -> AbstractContextManager[None]:
-        """Hold the store's lock; released by the kernel if this process dies."""
+        """Hold the store's lock; a holder that dies never blocks the others (see locking.py)."""
         self.files.ensure()
         return locking.held(self._path(LOCK), self._warn)
 

@@ -24,8 +24,21 @@ from xml.sax.saxutils import escape
 from .identity import PNUM, Identity, Project, Refused
 
 EXPORT_BUCKET = "export-bucket"
-# Reading an object with only these parameters hands out its contents.
-_DOWNLOAD_PARAMS = {"versionId", "partNumber"}
+# The sub-resources a GET on an object may name to read its metadata and not
+# its contents, each with the other parameters it may come with. s3cmd 2.3/2.4
+# sends ?acl (info, setacl), ?tagging (gettagging, info) and ?uploadId with
+# max-parts/part-number-marker (listmp) on objects. moto answers every other
+# GET on an object with its contents (?retention, ?torrent, ?x=1 included), so
+# anything not named here is a download.
+OBJECT_METADATA = {
+    "acl": frozenset({"versionId"}),
+    "tagging": frozenset({"versionId"}),
+    "legal-hold": frozenset({"versionId"}),
+    "attributes": frozenset({"versionId"}),
+    "uploadId": frozenset({"max-parts", "part-number-marker"}),
+}
+# A POST on an object that returns its contents (S3 Select), with its only companion.
+_SELECT = frozenset({"select", "select-type"})
 _AUTHORIZATION = re.compile(
     r"AWS4-HMAC-SHA256\s+Credential=(?P<key>[^/,]+)/(?P<scope>[^,]+),\s*"
     r"SignedHeaders=(?P<signed>[^,]+),\s*Signature=(?P<signature>[0-9a-f]+)"
@@ -55,12 +68,39 @@ class S3Call:
 
     @property
     def operation(self) -> str:
-        """``download`` (object contents), ``list`` (any other read) or ``write``."""
-        if self.method in ("GET", "HEAD"):
-            downloads = self.method == "GET" and self.key and set(self.params) <= (
-                _DOWNLOAD_PARAMS | {p for p in self.params if p.startswith("response-")}
-            )
-            return "download" if downloads else "list"
+        """``download``, ``list``, ``write``, or ``unclear`` (refused with any token).
+
+        Fail closed: a GET on an object is a download (export rules) unless it
+        reads exactly one sub-resource of ``OBJECT_METADATA`` with only that
+        one's companions. A GET on a bucket or on all buckets never returns an
+        object's bytes, so it is a listing whatever its parameters.
+
+        A HEAD is a listing, allowed with either token, even on an object:
+        s3cmd's ``info``, and ``put``'s and ``sync``'s checks for what is there
+        already, HEAD objects with an import token. It hands out headers only
+        (size, ETag, type, user metadata): ``Storage.forward`` drops any body
+        a HEAD answer might have, whatever the parameters.
+
+        A POST on an object is a write, except S3 Select (``?select``), which
+        returns the object's contents and so is a download; ``?select`` with
+        anything else (``?select&uploads``) could be either, and is unclear.
+        """
+        method = self.method
+        if method == "GET":
+            if not self.key:
+                return "list"
+            params = self.params
+            if not params:
+                return "download"
+            for name, companions in OBJECT_METADATA.items():
+                if name in params:
+                    rest = params.keys() - {name}
+                    return "list" if rest <= companions else "download"
+            return "download"
+        if method == "HEAD":
+            return "list"
+        if method == "POST" and self.key and "select" in self.params:
+            return "download" if self.params.keys() <= _SELECT else "unclear"
         return "write"
 
 
@@ -84,6 +124,8 @@ def judge(identity: Identity, environ: dict, call: S3Call, token: str | None) ->
     token_type = claims.get("name")
     groups = claims.get("groups") or []
     operation = call.operation
+    if operation == "unclear":
+        raise Refused(403, "S3 Select (?select) takes no other sub-resource")
     if operation == "write":
         if token_type != "s3import":
             raise Refused(403, f"writing takes an s3import token, not {token_type}")
@@ -162,10 +204,14 @@ class Storage:
     """moto's S3 app and backend, with each project's buckets under its own prefix."""
 
     def __init__(self) -> None:
+        from moto import settings
         from moto.core.models import DEFAULT_ACCOUNT_ID
         from moto.moto_server.werkzeug_app import create_backend_app
         from moto.s3.models import s3_backends
 
+        # The gateway reads the bucket from the path only (as s3cmd sends it),
+        # so moto must too: a Host of "p12-b.example" must not pick a bucket.
+        settings.S3_IGNORE_SUBDOMAIN_BUCKETNAME = True
         self.app = create_backend_app("s3")
         self.backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
 
@@ -225,6 +271,8 @@ class Storage:
         finally:
             if hasattr(body, "close"):
                 body.close()
+        if call.method == "HEAD":
+            data = b""  # headers only, whatever moto answered: HEAD is allowed with any token
         data = self._translate(data, pnum, listing_all=not call.bucket)
         # A HEAD keeps moto's Content-Length (the object's size); others get the new body's.
         recount = call.method != "HEAD"

@@ -273,11 +273,16 @@ class Bench:
         return {name: {"tsd": args, "s3cmd": args} for name, args in both.items()}
 
     def link_cases(self) -> dict[str, dict[str, list[str]]]:
-        """Each case: each tool's arguments for the same transfer, with default settings."""
+        """Each case: each tool's arguments for the same transfer, with default settings.
+
+        Every put goes to a new name: rclone skips a file whose size and time
+        match what it finds at the destination, so a put over its own last
+        upload would cost it nothing.
+        """
         up, out = str(self.root / "link.bin"), str(self.root / "link-got")
         tree = self.root / "large"
         s3cmd = {
-            "put": ["put", up, "s3://bench/link/put.bin"],
+            "put": ["put", up, "s3://bench/link/{run}.bin"],
             "get": ["get", "--force", "s3://export-bucket/link.bin", out],
             "sync": ["sync", f"{tree}/", "s3://sync-{run}/"],
         }
@@ -286,12 +291,12 @@ class Bench:
                 "tsd": args,
                 "s3cmd": args,
                 "aws": {
-                    "put": ["s3", "cp", "--no-progress", up, "s3://bench/link/put.bin"],
+                    "put": ["s3", "cp", "--no-progress", up, "s3://bench/link/{run}.bin"],
                     "get": ["s3", "cp", "--no-progress", "s3://export-bucket/link.bin", out],
                     "sync": ["s3", "sync", "--no-progress", str(tree), "s3://sync-{run}/"],
                 }[name],
                 "rclone": {
-                    "put": ["copyto", up, "link:bench/link/put.bin"],
+                    "put": ["copyto", up, "link:bench/link/{run}.bin"],
                     "get": ["copyto", "link:export-bucket/link.bin", out],
                     "sync": ["sync", str(tree), "link:sync-{run}"],
                 }[name],
@@ -306,10 +311,12 @@ class Bench:
         (self.root / "got").unlink(missing_ok=True)
         (self.root / "link-got").unlink(missing_ok=True)  # or rclone would skip an equal file
 
-    def clean_up(self, case: str, run_id: str) -> None:
-        """Drop what a sync run stored, so the emulator's memory does not grow run by run."""
+    def clean_up(self, case: str, run_id: str, link: bool) -> None:
+        """Drop what a run stored under its own name, so the emulator's memory does not grow."""
         if case == "sync":
             self.run("s3cmd", "rb", "--recursive", "--force", f"s3://sync-{run_id}")
+        elif case == "put" and link:
+            self.run("s3cmd", "del", f"s3://bench/link/{run_id}.bin")
 
     def measure(
         self, cases: dict[str, dict[str, list[str]]], tools: Sequence[str], rounds: int,
@@ -325,7 +332,7 @@ class Bench:
                     self.prepare(name, run_id)
                     args = [a.replace("{run}", run_id) for a in by_tool[tool]]
                     sample = self.run(tool, *args, link=link)
-                    self.clean_up(name, run_id)
+                    self.clean_up(name, run_id, link)
                     if round_:
                         results[name][tool].append(sample)
             print(f"  {label} {name}: done", file=sys.stderr)

@@ -92,12 +92,14 @@ class Bench:
         self.quick = quick
         self.home = root / "home"
         self.home.mkdir()
+        # Nothing of the caller's own set-up (CA bundles, web proxies, tool settings) may
+        # steer a tool: each runs with its defaults and only the settings given here.
         self.env = {
             k: v
             for k, v in os.environ.items()
-            if k not in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "AWS_CA_BUNDLE", "TSD_S3CMD_TOKEN",
-                         "TSD_S3CMD_PARALLEL", "S3CMD_CONFIG")
-            and not k.startswith(("AWS_", "RCLONE_"))
+            if k not in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "S3CMD_CONFIG")
+            and not k.lower().endswith("_proxy")
+            and not k.startswith(("AWS_", "RCLONE_", "TSD_"))
         }
         self.env.update(HOME=str(self.home), XDG_CONFIG_HOME=str(self.home / ".config"))
         self.env["XDG_CACHE_HOME"] = str(self.home / ".cache")

@@ -382,6 +382,10 @@ def medians(samples: list[Sample]) -> tuple[float, float, float]:
     )
 
 
+def rounds_text(rounds: int) -> str:
+    return "1 round" if rounds == 1 else f"{rounds} rounds"
+
+
 def report_direct(results: dict, size_mib: int) -> dict:
     rows = []
     cases: dict = {}
@@ -419,8 +423,8 @@ def report_direct(results: dict, size_mib: int) -> dict:
             f"{tsd_rss:.1f} / {s3_rss:.1f} MiB ({case['memory_ratio']}) | "
             f"{tsd_cpu:.3f} / {s3_cpu:.3f} s ({case['cpu_ratio']}) |"
         )
-    rounds = len(results["ls"]["tsd"])
-    print(f"\nDirect: medians of {rounds} alternating rounds after a warm-up ({size_mib} MiB "
+    rounds = rounds_text(len(results["ls"]["tsd"]))
+    print(f"\nDirect: medians of {rounds}, alternating, after a warm-up ({size_mib} MiB "
           "files); ratio = tsd-s3cmd / s3cmd\n")
     print("| case | tsd-s3cmd | s3cmd | ratio | peak memory tsd / s3cmd | client CPU tsd / s3cmd |")
     print("|---|---|---|---|---|---|")
@@ -456,9 +460,9 @@ def report_link(results: dict, tools: Sequence[str], sizes: dict[str, str],
             + " / ".join(f"{case[tool]['cpu_s']:.2f}" for tool in tools) + " s |"
         )
     names = [TOOL_NAMES[tool] for tool in tools]
-    rounds = len(results["put"]["tsd"])
+    rounds = rounds_text(len(results["put"]["tsd"]))
     print(f"\nLong link ({link['delay_ms']:g} ms each way, {link['rate_mbps']:g} MB/s per "
-          f"connection each way): medians of {rounds} rounds, the order rotating; "
+          f"connection each way): medians of {rounds}, the order rotating; "
           "wall time, lower is better\n")
     print("| case | " + " | ".join(names) + " | "
           + " | ".join(f"tsd / {n}" for n in names[1:]) + " |")
@@ -508,6 +512,9 @@ def main() -> None:
                 "them with: .venv/bin/pip install -e '.[bench]' (--quick skips what is missing)"
             )
         tools = ["tsd", "s3cmd", *(tool for tool in PEERS if tool not in missing)]
+        if long_link:
+            for tool in missing:
+                print(f"{TOOL_NAMES[tool]}: not installed, skipped", file=sys.stderr)
         try:
             bench.start()
             if direct:

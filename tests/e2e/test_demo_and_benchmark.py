@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+PEERS = {"aws": "aws cli", "rclone": "rclone"}  # from the bench extra, which CI need not install
 
 
 def test_the_readme_demo_round_trip(clean_env: dict[str, str]) -> None:
@@ -25,6 +26,7 @@ def test_the_readme_demo_round_trip(clean_env: dict[str, str]) -> None:
 
 @pytest.mark.slow
 def test_benchmark_quick_mode_reports_every_case(clean_env: dict[str, str], tmp_path: Path) -> None:
+    """Both tables; aws cli and rclone are measured when the bench extra is installed."""
     out = tmp_path / "bench.json"
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--quick", "--rounds", "1",
@@ -33,8 +35,21 @@ def test_benchmark_quick_mode_reports_every_case(clean_env: dict[str, str], tmp_
     )
     assert result.returncode == 0, result.stdout + result.stderr
     summary = json.loads(out.read_text())
-    assert set(summary["cases"]) == {"ls", "put", "get", "sync"}
+    assert set(summary["cases"]) == {"ls", "put", "get", "sync", "put-200mib-parts"}
     for case in summary["cases"].values():
         assert case["wall_ratio"] > 0 and case["memory_ratio"] > 0
     assert summary["auth_api_calls_in_20_commands"] == 0
     assert "| ls |" in result.stdout
+
+    link = summary["long_link"]
+    assert (link["delay_ms"], link["rate_mbps"]) == (20, 8)
+    assert set(link["cases"]) == {"put", "get", "sync"}
+    measured = {"tsd", "s3cmd"} | {t for t, name in PEERS.items() if name not in link["skipped"]}
+    for name in link["skipped"]:
+        assert f"{name}: not installed, skipped" in result.stdout
+    for case in link["cases"].values():
+        assert {tool for tool in ("tsd", "s3cmd", *PEERS) if tool in case} == measured
+        assert all(case[tool]["wall_s"] > 0 and case[tool]["peak_rss_mib"] > 0
+                   for tool in measured)
+        assert all(case[f"tsd/{tool}"] > 0 for tool in measured - {"tsd"})
+    assert "| put 16 MiB |" in result.stdout

@@ -1,0 +1,195 @@
+"""The benchmark's long-link proxy, run as bench.py runs it, between real sockets.
+
+What the benchmark's figures rest on: every byte arrives intact in both
+directions over many connections at once, an end that closes closes the
+other, and a sender that outruns the link is held back rather than buffered.
+No test here times anything; the stall check only waits for the sender to
+block, which a proxy that buffers everything would never make it do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from ..conftest import closed_port, stop_emulator
+
+LONGLINK = Path(__file__).resolve().parents[2] / "benchmarks" / "longlink.py"
+MiB = 1024 * 1024
+
+
+class Target:
+    """A TCP server on a free port; ``behaviour(conn)`` runs for each connection."""
+
+    def __init__(self, behaviour) -> None:
+        self.behaviour = behaviour
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.errors: list[BaseException] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                self.behaviour(conn)
+            except BaseException as err:
+                self.errors.append(err)
+
+
+def echo(conn: socket.socket) -> None:
+    """Send back everything, then close once the client has finished sending."""
+    while data := conn.recv(MiB):
+        conn.sendall(data)
+
+
+def read_all(sock: socket.socket) -> bytes:
+    chunks = []
+    while data := sock.recv(MiB):
+        chunks.append(data)
+    return b"".join(chunks)
+
+
+def start_proxy(port: int, *extra: str) -> tuple[subprocess.Popen, int]:
+    proc = subprocess.Popen(
+        [sys.executable, str(LONGLINK), "--listen", "127.0.0.1:0",
+         "--target", f"127.0.0.1:{port}", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    if not select.select([proc.stdout], [], [], 60)[0]:
+        stop_emulator(proc)
+        raise RuntimeError("the proxy did not start")
+    line = proc.stdout.readline().decode().strip()
+    assert line.startswith("longlink listening on 127.0.0.1:"), line
+    return proc, int(line.rsplit(":", 1)[1])
+
+
+@pytest.fixture
+def proxy_to() -> Iterator:
+    """``proxy_to(port, *options)`` starts the proxy in front of ``port``; stopped at teardown."""
+    running: list[subprocess.Popen] = []
+
+    def start(port: int, *extra: str) -> int:
+        proc, listen = start_proxy(port, *extra)
+        running.append(proc)
+        return listen
+
+    yield start
+    for proc in running:
+        stop_emulator(proc)
+        assert proc.returncode == 0
+
+
+def round_trip(port: int, payload: bytes) -> bytes:
+    """Send ``payload`` while reading the echo, then half-close and read the rest."""
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        def send() -> None:
+            sock.sendall(payload)
+            sock.shutdown(socket.SHUT_WR)
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        echoed = read_all(sock)
+        sender.join()
+    return echoed
+
+
+def test_bytes_pass_intact_both_ways_over_many_connections(proxy_to) -> None:
+    target = Target(echo)
+    port = proxy_to(target.port, "--delay-ms", "5", "--rate-mbps", "40")
+    payloads = [os.urandom(256 * 1024 + 4099 * i) for i in range(24)]
+    with ThreadPoolExecutor(len(payloads)) as pool:
+        echoed = list(pool.map(lambda p: round_trip(port, p), payloads))
+    assert [len(e) for e in echoed] == [len(p) for p in payloads]
+    assert echoed == payloads
+    assert not target.errors
+
+
+def test_a_target_that_closes_closes_the_client_after_all_it_sent(proxy_to) -> None:
+    payload = os.urandom(3 * MiB + 17)
+    target = Target(lambda conn: conn.sendall(payload))  # then closes, without reading
+    port = proxy_to(target.port, "--delay-ms", "2", "--rate-mbps", "0")
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        assert read_all(sock) == payload  # read_all ends only at the end of the stream
+
+
+def test_a_client_that_closes_closes_the_target(proxy_to) -> None:
+    seen: list[bytes] = []
+    closed = threading.Event()
+
+    def record(conn: socket.socket) -> None:
+        seen.append(read_all(conn))
+        closed.set()
+
+    target = Target(record)
+    port = proxy_to(target.port, "--delay-ms", "2")
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        sock.sendall(b"last words")
+    assert closed.wait(30), "the target never saw the client's end of the stream"
+    assert seen == [b"last words"]
+
+
+def test_a_fast_sender_is_held_back_not_buffered(proxy_to) -> None:
+    """A target that does not read: the sender must block long before the proxy holds it all."""
+    reading = threading.Event()
+    received: list[bytes] = []
+    target = Target(lambda conn: (reading.wait(120), received.append(read_all(conn))))
+    port = proxy_to(target.port, "--delay-ms", "0", "--rate-mbps", "0")
+    payload = os.urandom(192 * MiB)
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        sock.setblocking(False)
+        sent = 0
+        # Until the socket stays unwritable for 3 s: with nothing reading at the far end,
+        # only the kernel's buffers and the proxy's few chunks can take bytes in.
+        while sent < len(payload) and select.select([], [sock], [], 3)[1]:
+            with contextlib.suppress(BlockingIOError):
+                sent += sock.send(payload[sent : sent + MiB])
+        assert sent < len(payload) // 2, f"{sent // MiB} MiB went in with nothing reading"
+        reading.set()
+        sock.setblocking(True)
+        sock.sendall(payload[sent:])
+    for _ in range(60):
+        if received:
+            break
+        threading.Event().wait(1)
+    assert received == [payload]  # and nothing was lost while the sender was held
+
+
+def test_no_target_listening_closes_the_client(proxy_to) -> None:
+    port = proxy_to(closed_port())
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        assert sock.recv(1) == b""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--target", "localhost"], "'localhost' is not HOST:PORT"),
+        (["--target", "127.0.0.1:1", "--delay-ms", "-5"], "'-5' is not a number >= 0"),
+        (["--target", "127.0.0.1:1", "--rate-mbps", "fast"], "'fast' is not a number >= 0"),
+    ],
+)
+def test_bad_options_are_named(args: list[str], message: str) -> None:
+    result = subprocess.run([sys.executable, str(LONGLINK), *args],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr

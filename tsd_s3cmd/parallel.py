@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 DEFAULT_WORKERS = 8
 MAX_WORKERS = 64
+# The smallest range a download is cut into (S3's smallest part).
+MIN_RANGE = 5 * 1024 * 1024
 # How long Ctrl-C waits for running parts to notice, before giving up on them.
 STOP_GRACE = 2.0
 
@@ -59,6 +61,25 @@ def workers_from(value: str | None, source: str) -> int:
     if not 1 <= number <= MAX_WORKERS:
         raise ValueError(f"{source} must be between 1 and {MAX_WORKERS}, not {number}")
     return number
+
+
+def split(start: int, end: int, part_size: int, workers: int) -> list[tuple[int, int]]:
+    """Byte ranges for a download of ``start`` to ``end``: about the part size, in whole waves.
+
+    Unlike an upload's parts, a download's ranges are ours to choose. A last
+    range running alone after the others would leave the link idle, so the
+    count is rounded up to whole waves of ``workers``; and a file of fewer
+    parts than workers is cut finer, down to S3's smallest part, so that the
+    idle workers help.
+    """
+    length = end - start
+    count = -(-length // part_size)
+    if count < workers:
+        count = min(workers, max(count, length // MIN_RANGE))
+    else:
+        count = -(-count // workers) * workers
+    size = -(-length // count)
+    return [(a, min(a + size, end)) for a in range(start, end, size)]
 
 
 class RateLimit:

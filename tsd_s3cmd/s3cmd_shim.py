@@ -524,8 +524,7 @@ def _download_parts(
     from . import parallel
 
     config = s3.config
-    chunk = _part_size(config)
-    ranges = [(a, min(a + chunk, size)) for a in range(start, size, chunk)]
+    ranges = parallel.split(start, size, _part_size(config), workers)
     transfer = parallel.Transfer(min(workers, len(ranges)), rate=float(config.limitrate))
     directory, name = os.path.split(path)
     tmp_path = os.path.join(directory, f".{name}.tsd-s3cmd-{os.getpid()}-{id(transfer):x}.part")

@@ -195,3 +195,28 @@ def test_one_renewal_for_many_workers_that_find_the_token_stale() -> None:
     parallel.Transfer(16).run(range(16), lambda job: seen.append(source.headers()["token"]))
     assert broker.renewals == 2
     assert seen == ["token-2"] * 16
+
+
+MiB = 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "part", "workers", "count"),
+    [
+        (0, 128 * MiB, 15 * MiB, 8, 16),  # 9 parts: two whole waves of 8, not 8 and then 1
+        (0, 128 * MiB, 15 * MiB, 10, 10),  # fewer parts than workers: cut finer
+        (0, 15 * MiB, 5 * MiB, 4, 3),  # but never below 5 MiB
+        (0, 15 * MiB + 7, 5 * MiB, 4, 4),
+        (7 * MiB + 3, 30 * MiB + 1, 5 * MiB, 3, 6),  # --continue: only what is missing
+        (0, 1000 * MiB + 1, 200 * MiB, 8, 8),
+    ],
+)
+def test_download_ranges_cover_the_file_in_whole_waves(
+    start: int, end: int, part: int, workers: int, count: int
+) -> None:
+    ranges = parallel.split(start, end, part, workers)
+    assert len(ranges) == count
+    assert ranges[0][0] == start and ranges[-1][1] == end
+    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+    sizes = {b - a for a, b in ranges[:-1]}
+    assert len(sizes) <= 1 and ranges[-1][1] - ranges[-1][0] <= max(sizes | {end})

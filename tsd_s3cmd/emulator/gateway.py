@@ -199,6 +199,8 @@ class Storage:
             for name in ("RAW_URI", "REQUEST_URI"):
                 if name in environ:
                     environ[name] = prefix + environ[name].lstrip("/")
+        if call.key and call.method == "GET" and "acl" in call.params:
+            self._give_default_acl(pnum, call.bucket, call.key)
         source = environ.get("HTTP_X_AMZ_COPY_SOURCE")
         if source:
             environ["HTTP_X_AMZ_COPY_SOURCE"] = f"{pnum}-{source.lstrip('/')}"
@@ -229,6 +231,20 @@ class Storage:
             headers.append(("Content-Length", str(len(data))))
         start_response(captured["status"], headers)
         return [data]
+
+    def _give_default_acl(self, pnum: str, bucket: str, key: str) -> None:
+        """moto stores the object of a multipart upload begun without ``x-amz-acl``
+        with no ACL at all, and then answers a GET of its ``?acl`` with a 500 (``info``,
+        ``cp``, ``mv`` and ``sync`` between buckets ask for it). S3 gives every object
+        the private ACL; so does the emulator, when it is first asked."""
+        from moto.s3.models import get_canned_acl
+
+        try:
+            found = self.backend.get_object(f"{pnum}-{bucket}", key)
+        except Exception:  # no such bucket: moto answers that itself
+            return
+        if found is not None and found.acl is None:
+            found.set_acl(get_canned_acl("private"))
 
     @staticmethod
     def _translate(data: bytes, pnum: str, listing_all: bool) -> bytes:

@@ -105,7 +105,7 @@ def download_buckets(args: Sequence[str]) -> list[str]:
     found = []
     for source in sources:
         match = _S3_URI.match(source)
-        if match and match.group(1) not in found:
+        if match and match.group(1) and match.group(1) not in found:  # s3cmd refuses s3://
             found.append(match.group(1))
     return found
 
@@ -124,7 +124,7 @@ def check_export_only(args: Sequence[str], pnum: str | None) -> None:
     others = [b for b in download_buckets(args) if b != EXPORT_BUCKET]
     if not others:
         return
-    named = ", ".join(f"'{b}'" if b else "no bucket" for b in others)
+    named = ", ".join(f"'{b}'" for b in others)
     hint = (
         f" (bucket names are case-sensitive: it is s3://{EXPORT_BUCKET})"
         if any(b.lower() == EXPORT_BUCKET for b in others)

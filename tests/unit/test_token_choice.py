@@ -100,6 +100,7 @@ def test_commands_that_cannot_work_with_tsd_are_refused(command: str) -> None:
         (["sync", "s3://b/", "s3://export-bucket/x", "out/"], ["b", "export-bucket"]),
         (["sync", "s3://b/", "s3://c/"], []),  # a copy inside TSD, not a download
         (["sync", "local/", "s3://b/"], []),
+        (["get", "s3://"], []),  # no bucket: s3cmd says what is wrong with it
         (["ls", "s3://b"], []),
         (["put", "s3://b/x", "s3://c/"], []),
         ([], []),

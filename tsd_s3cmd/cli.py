@@ -250,14 +250,23 @@ def _print_token(
     for_command: str,
     args: Sequence[str],
 ) -> int:
-    from . import token_choice, tokens
+    from . import s3cmd_shim, token_choice, tokens
     from .status import when
 
+    store = _store(context)
     if for_command in (tokens.IMPORT, tokens.EXPORT):
         token_type = for_command
     else:
-        token_type = token_choice.token_type_for(for_command, args[1:] if args else ())
-    store = _store(context)
+        # The same reading as a run of 'tsd-s3cmd CMD ARGS': s3cmd's parse, then token_for.
+        line = [for_command, *args]
+        parsed = s3cmd_shim.parse(line, cache_dir=context.cache_home / "tsd-s3cmd")
+        if parsed is None:
+            return EX_USAGE  # s3cmd has said what is wrong with it
+        options, positional = parsed
+        token_type = token_choice.token_for(positional, getattr(options, "run_configure", False))
+        if token_type is None:
+            raise UsageError(f"'{for_command}' sends no request to TSD, so it needs no token")
+        _check_export_only(positional, store, env, project)
     pnum = broker.resolve_project(store, env, project)
     token = broker.Broker(context, store, env, pnum, _prompter(context), basic=basic).token(
         token_type
@@ -279,6 +288,21 @@ def _print_token(
     return 0
 
 
+def _check_export_only(
+    args: Sequence[str], store: Store, env: ApiEnvironment, project: str | None
+) -> None:
+    """Refuse a download TSD would refuse, naming the project's export folder if known."""
+    from . import token_choice
+
+    if all(b == token_choice.EXPORT_BUCKET for b in token_choice.download_buckets(args)):
+        return
+    try:
+        pnum: str | None = broker.resolve_project(store, env, project)
+    except TsdError:  # not registered yet, or several projects: the folder says pNN
+        pnum = None
+    token_choice.check_export_only(args, pnum)
+
+
 def _logout(context: Environment, env: ApiEnvironment | None, project: str | None) -> int:
     store = _store(context)
     with store.lock():
@@ -296,6 +320,7 @@ def _run_s3cmd(
     parallel: str | None,
     s3cmd_args: Sequence[str],
 ) -> int:
+    from . import token_choice
     from .parallel import workers_from
     from .runner import S3cmdRun
 
@@ -317,6 +342,7 @@ def _run_s3cmd(
 
     def header_source(token_type: str, args: Sequence[str]):  # type: ignore[no-untyped-def]
         if given_token:
+            token_choice.check_export_only(args, static.pnum)
             if static.token_type != token_type:
                 context.warn(
                     f"TSD_S3CMD_TOKEN is an {static.token_type} token; "
@@ -324,6 +350,7 @@ def _run_s3cmd(
                 )
             return static
         assert store is not None
+        _check_export_only(args, store, env, project)
         pnum = broker.resolve_project(store, env, project)
         reads_stdin = args[:1] == ["put"] and "-" in args[1:-1]
         prompter = _prompter(context, stdin_is_data=reads_stdin)

@@ -25,7 +25,9 @@ everything belongs to s3cmd):
                          addresses); for batch jobs
   --parallel N           parts of one large file moved at once (default 8;
                          1 moves them one at a time, as s3cmd does)
-  --print-token-for CMD  print the token CMD needs (log in if necessary)
+  --print-token-for CMD [ARGS]
+                         print the token 'CMD ARGS' needs, the one a run
+                         of it would use (log in if necessary)
   --status               registrations, cached tokens, unfinished uploads
   --logout               forget cached tokens (all, or of --env/--project)
   --guide, -h, --help    this text
@@ -92,6 +94,8 @@ Getting started
        tsd-s3cmd sync s3://export-bucket/ mydir/
 
    Reading needs an export token, so the first of these logs in once more.
+   Downloads from any other bucket are refused by TSD; tsd-s3cmd says so
+   at once, before asking for a password.
 
 6. The test API: add --usetest (or --env test) to any command, including
    --register.
@@ -116,7 +120,13 @@ Getting started
    The token alone goes to stdout; stderr explains how to use it:
    TSD_S3CMD_TOKEN="$T" tsd-s3cmd ... uses it with no login at all.
 
-9. s3cmd's own commands and options:
+9. All of s3cmd's commands that talk to S3 work (cp, mv, del, rb, info,
+   du, la, multipart, listmp, abortmp, 'put -' from stdin, ...). Two kinds
+   cannot work with TSD and are refused with the reason: signurl (a
+   presigned URL cannot carry TSD's token header) and the CloudFront
+   commands (cf...: CloudFront is Amazon's, not TSD's).
+
+10. s3cmd's own commands and options:
 
        tsd-s3cmd --s3cmd-help
 

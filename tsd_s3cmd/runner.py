@@ -17,7 +17,6 @@ from pathlib import Path
 from . import s3cmd_shim, token_choice
 from .context import PROG
 from .errors import ConfigError, TsdError
-from .tokens import IMPORT
 
 TYPE_CHECKING = False  # typing is not loaded at run time; see cli.py
 if TYPE_CHECKING:
@@ -133,6 +132,7 @@ class S3cmdRun:
     def parsed(self, options: optparse.Values, args: Sequence[str]) -> None:
         if getattr(options, "show_version", False) or getattr(options, "dump_config", False):
             return
+        token_type = token_choice.token_for(args, getattr(options, "run_configure", False))
         settings = read_s3cfg(Path(options.config or ""), self.env, self.context.environ)
         if self._check_host:
             host = settings["host_base"].split(":", 1)[0]
@@ -141,14 +141,8 @@ class S3cmdRun:
                     f"{options.config} sends requests to {host}, but the {self.env.name} "
                     f"environment is {self.env.host}; choose another with --env or fix host_base"
                 )
-        command = args[0] if args else ""
-        if getattr(options, "run_configure", False):
-            token_type = IMPORT  # --configure ends with a test listing of all buckets
-        elif not command or not token_choice.needs_token(command):
-            return
-        else:
-            token_type = token_choice.token_type_for(command, args[1:])
-        self._source = self._make_source(token_type, args)
+        if token_type is not None:
+            self._source = self._make_source(token_type, args)
 
     def headers(self) -> Mapping[str, str]:
         if self._source is None:

@@ -841,6 +841,36 @@ def run(
         sys.argv, sys.stdout, sys.stderr = saved
 
 
+class _Parsed(BaseException):
+    """Ends a run of s3cmd as soon as it has read its command line (see ``parse``)."""
+
+
+class _ParseOnly:
+    """Hooks that stop s3cmd once it has parsed its arguments; no request goes out."""
+
+    parallel = 1
+
+    def parsed(self, options: optparse.Values, args: Sequence[str]) -> None:
+        raise _Parsed(options, list(args))
+
+
+def parse(
+    args: Sequence[str], cache_dir: Path | None = None, prog: str = "tsd-s3cmd"
+) -> tuple[optparse.Values, list[str]] | None:
+    """s3cmd's own reading of ``args``: its options and positional arguments.
+
+    ``--print-token-for`` reads its command line with this, so that options,
+    their values and abbreviations count exactly as in a run. None when s3cmd
+    stopped before (a bad option: it has said why on stderr).
+    """
+    try:
+        run(args, _ParseOnly(), cache_dir, prog)  # type: ignore[arg-type]
+    except _Parsed as done:
+        options, positional = done.args
+        return options, positional
+    return None
+
+
 def _exit_status(code: object) -> int:
     if code is None:
         return 0

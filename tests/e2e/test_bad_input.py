@@ -267,7 +267,7 @@ CASES = [
         ("no s3cmd config at /nonexistent/s3cfg",),
     ),
     Case(
-        "s3cfg-closed-port", ("ls",), EX_CONNECTIONREFUSED, ("Could not connect to server",),
+        "s3cfg-closed-port", ("ls",), EX_CONNECTIONREFUSED, ("Connection refused",),
         lambda h: h.s3cfg.write_text(
             h.s3cfg.read_text().replace(h.tsd.emulator.url[7:], f"127.0.0.1:{closed_port()}")
         ),

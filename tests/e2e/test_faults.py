@@ -66,7 +66,10 @@ def test_auth_api_faults_end_in_one_line_after_three_tries(
 
 
 def patient_s3cfg(tsd: Tsd) -> str:
-    """The user's s3cfg with s3cmd retrying twice (3 s, then 6 s) instead of five times."""
+    """The user's s3cfg with s3cmd retrying twice (3 s, then 6 s) instead of five times.
+
+    s3cmd 2.3 has no max_retries setting: it always retries five times (45 s of
+    waiting per request)."""
     path = tsd.home / "retry.s3cfg"
     path.write_text((tsd.home / ".s3cfg").read_text() + "max_retries = 2\n")
     path.chmod(0o600)
@@ -96,7 +99,9 @@ def test_s3_faults_mid_upload_retried_or_resumable(tsd: Tsd, tmp_path: Path) -> 
     since = len(tsd.emulator.s3_log())
     proc = start(tsd, *put, "s3://faulty/many.bin")
     wait_for(lambda: len(stored_parts(tsd, since)) >= 2)
-    tsd.emulator.faults(fail_next=1000, status=503)
+    # 500, not 503: after each 503 s3cmd 2.3 sends five times slower, so five
+    # retries of a 5 MiB part take many minutes; a 500 it retries at full speed.
+    tsd.emulator.faults(fail_next=1000, status=500)
     _, err = proc.communicate(timeout=120)
     stderr = err.decode()
     assert proc.returncode != 0 and "Traceback" not in stderr

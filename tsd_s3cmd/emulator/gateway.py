@@ -246,6 +246,8 @@ class Storage:
             for name in ("RAW_URI", "REQUEST_URI"):
                 if name in environ:
                     environ[name] = prefix + environ[name].lstrip("/")
+        if call.key and call.method == "GET" and "acl" in call.params:
+            self._give_default_acl(pnum, call.bucket, call.key)
         source = environ.get("HTTP_X_AMZ_COPY_SOURCE")
         if source:
             environ["HTTP_X_AMZ_COPY_SOURCE"] = f"{pnum}-{source.lstrip('/')}"
@@ -264,8 +266,6 @@ class Storage:
         if call.operation == "download":
             start_response(captured["status"], captured["headers"])
             return body
-        if call.method == "POST" and "uploadId" in call.params:
-            self._default_acl(pnum, call)
         try:
             data = b"".join(body)
         finally:
@@ -327,20 +327,19 @@ class Storage:
         ]
         return "206 Partial Content", headers, data
 
-    def _default_acl(self, pnum: str, call: S3Call) -> None:
-        """Give an object completed from parts the private ACL that a plain PUT gets.
-
-        moto leaves such an object without an ACL and then fails every
-        ``?acl`` request on it (``info``, ``cp``) with a 500.
-        """
+    def _give_default_acl(self, pnum: str, bucket: str, key: str) -> None:
+        """moto stores the object of a multipart upload begun without ``x-amz-acl``
+        with no ACL at all, and then answers a GET of its ``?acl`` with a 500 (``info``,
+        ``cp``, ``mv`` and ``sync`` between buckets ask for it). S3 gives every object
+        the private ACL; so does the emulator, when it is first asked."""
         from moto.s3.models import get_canned_acl
 
         try:
-            found = self.backend.get_object(f"{pnum}-{call.bucket}", call.key)
-        except Exception:
+            found = self.backend.get_object(f"{pnum}-{bucket}", key)
+        except Exception:  # no such bucket: moto answers that itself
             return
         if found is not None and found.acl is None:
-            found.acl = get_canned_acl("private")
+            found.set_acl(get_canned_acl("private"))
 
     @staticmethod
     def _translate(data: bytes, pnum: str, listing_all: bool) -> bytes:

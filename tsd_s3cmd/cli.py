@@ -40,10 +40,13 @@ TSD_OPTIONS = {
     "--usealt": False,
     "--project": True,
     "--register": False,
+    "--setup": False,
+    "--forget": False,
     "--basic": False,
     "--print-token-for": True,
     "--status": False,
     "--logout": False,
+    "--completion": True,
     "--guide": False,
     "-h": False,
     "--help": False,
@@ -101,10 +104,13 @@ def _click_command() -> click.Command:
     @click.option("--usealt", is_flag=True)
     @click.option("--project", metavar="PNUM")
     @click.option("--register", is_flag=True)
+    @click.option("--setup", is_flag=True)
+    @click.option("--forget", is_flag=True)
     @click.option("--basic", is_flag=True)
     @click.option("--print-token-for", "print_token_for", metavar="COMMAND")
     @click.option("--status", is_flag=True)
     @click.option("--logout", is_flag=True)
+    @click.option("--completion", metavar="SHELL")
     @click.option("--guide", "-h", "--help", "guide", is_flag=True)
     @click.option("--s3cmd-help", "s3cmd_help", is_flag=True)
     @click.option("--version", is_flag=True)
@@ -122,10 +128,13 @@ def dispatch(
     usealt: bool = False,
     project: str | None = None,
     register: bool = False,
+    setup: bool = False,
+    forget: bool = False,
     basic: bool = False,
     print_token_for: str | None = None,
     status: bool = False,
     logout: bool = False,
+    completion: str | None = None,
     guide: bool = False,
     s3cmd_help: bool = False,
     version: bool = False,
@@ -146,9 +155,12 @@ def dispatch(
         name
         for name, on in (
             ("--register", register),
+            ("--setup", setup),
+            ("--forget", forget),
             ("--status", status),
             ("--logout", logout),
             ("--print-token-for", print_token_for is not None),
+            ("--completion", completion is not None),
         )
         if on
     ]
@@ -158,6 +170,16 @@ def dispatch(
         raise UsageError(f"{actions[0]} takes no s3cmd arguments (got {inv.s3cmd_args[0]!r})")
     if register:
         return _register(context, env, env_given, project)
+    if setup or forget:
+        from . import project_setup
+
+        return (project_setup.setup if setup else project_setup.forget)(
+            context, _store(context), env, project
+        )
+    if completion is not None:
+        from .completion import completion_for
+
+        return completion_for(context, completion, env)
     if status:
         from .status import show_status
 
@@ -293,6 +315,7 @@ def _run_s3cmd(
     s3cmd_args: Sequence[str],
 ) -> int:
     from .runner import S3cmdRun
+    from .s3configs import for_run
 
     context = inv.context
     given_token = context.environ.get("TSD_S3CMD_TOKEN", "").strip()
@@ -301,6 +324,7 @@ def _run_s3cmd(
         static = broker.StaticHeaders(given_token, context.clock)
         if project and project != static.pnum:
             raise UsageError(f"TSD_S3CMD_TOKEN is for {static.pnum}, not {project}")
+    known = static.pnum if given_token else _project_if_known(store, env, project)
 
     def header_source(token_type: str, args: Sequence[str]):  # type: ignore[no-untyped-def]
         if given_token:
@@ -325,8 +349,23 @@ def _run_s3cmd(
         inv.argv,
         header_source,
         check_host="TSD_API_URL" not in context.environ,
+        stored_config=for_run(context.config_dir, env, known, context.environ),
     )
     return run.run(s3cmd_args)
+
+
+def _project_if_known(store: Store | None, env: ApiEnvironment, project: str | None) -> str | None:
+    """The project of a run before s3cmd starts, for its stored config: named, or the only one.
+
+    When it is not known yet (none or several registered) the run goes on
+    with s3cmd's default config, and says what is missing when it needs a token.
+    """
+    if project:
+        return broker.check_project(env, project)
+    try:
+        return broker.resolve_project(store, env, None) if store else None
+    except TsdError:
+        return None
 
 
 # -- entry point -------------------------------------------------------------------

@@ -72,7 +72,8 @@ def completion_for(context: Environment, shell: str, env: ApiEnvironment) -> int
     commands, options = s3cmd_shim.vocabulary(context.cache_home / "tsd-s3cmd")
     words = Words(TSD_OPTIONS, commands, options)
     header = (
-        f"# {shell} completion for tsd-s3cmd, made by 'tsd-s3cmd --completion {shell}' "
+        ("#compdef tsd-s3cmd\n" if shell == "zsh" else "")  # zsh's autoload needs it first
+        + f"# {shell} completion for tsd-s3cmd, made by 'tsd-s3cmd --completion {shell}' "
         f"for s3cmd {s3cmd_shim.version()}.\n"
         "# Make it again after upgrading s3cmd. See the README for where to put it.\n"
     )
@@ -202,10 +203,11 @@ _tsd_s3cmd() {{
     fi
 }}
 
+compdef _tsd_s3cmd tsd-s3cmd
+# Autoloaded from $fpath, this file runs for the first completion asked for;
+# the compdef above sends the later ones straight to the function.
 if [[ ${{zsh_eval_context[-1]}} == loadautofunc ]]; then
     _tsd_s3cmd "$@"
-else
-    compdef _tsd_s3cmd tsd-s3cmd
 fi
 """
 

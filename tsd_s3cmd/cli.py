@@ -335,7 +335,7 @@ def _run_s3cmd(
                 )
             return static
         assert store is not None
-        pnum = broker.resolve_project(store, env, project)
+        pnum = known or broker.resolve_project(store, env, project)  # or says what is missing
         reads_stdin = args[:1] == ["put"] and "-" in args[1:-1]
         prompter = _prompter(context, stdin_is_data=reads_stdin)
         return broker.HeaderSource(

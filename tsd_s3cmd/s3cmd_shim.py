@@ -103,8 +103,9 @@ def _guarded(call: Callable[..., Any], *args: Any) -> Any:
 _HALF_ADVICE = re.compile(r"\. Use\n.*?\nto continue the upload\.", re.S)
 
 
-# The access key in a signature v4 Authorization header.
-_CREDENTIAL = re.compile(r"(Credential=)[^/\s'\",]+")
+# The access key in a signature v4 Authorization header (compiled at the first
+# log record: most runs have none).
+_CREDENTIAL = r"(Credential=)[^/\s'\",]+"
 
 
 class _Redact(logging.Filter):
@@ -113,7 +114,7 @@ class _Redact(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        cleaned = _CREDENTIAL.sub(r"\1<access key>", tokens.redact(message))
+        cleaned = re.sub(_CREDENTIAL, r"\1<access key>", tokens.redact(message))
         cleaned = _HALF_ADVICE.sub(".", cleaned).lstrip("\n")
         if cleaned != message:
             record.msg, record.args = cleaned, None

@@ -34,8 +34,6 @@ SUFFIX = ".s3cfg"
 BUCKET_LOCATION = "us-east-1"  # TSD ignores it; s3cmd's signature v4 needs one
 
 _SETTING = re.compile(r"^\s*([A-Za-z_][\w-]*)\s*=\s*(.*?)\s*$")
-# Printable ASCII without blanks: what fits on one line of an s3cmd config as is.
-_KEY = re.compile(r"^[\x21-\x7e]+$")
 
 
 def parse(text: str) -> dict[str, str]:
@@ -53,8 +51,11 @@ def setup_command(env_name: str, pnum: str) -> str:
 
 
 def check_key(what: str, value: str) -> str:
-    """A key as typed, refused if it cannot be one (empty, blanks, not ASCII)."""
-    if not _KEY.match(value):
+    """A key as typed, refused if it cannot be one (empty, blanks, not ASCII).
+
+    Printable ASCII without blanks is what fits on a line of an s3cmd config as is.
+    """
+    if not (value and value.isascii() and value.isprintable() and not any(map(str.isspace, value))):
         raise UsageError(
             f"that {what} cannot be right: S3 keys are printable ASCII without spaces"
             if value

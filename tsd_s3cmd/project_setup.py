@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from . import broker
 from .context import PROG, Environment
+from .environments import DEFAULT
 from .errors import UsageError
 from .prompts import Prompter
 from .s3configs import S3Configs, check_key
@@ -66,7 +67,8 @@ def setup(context: Environment, store: Store, env: ApiEnvironment, requested: st
         context.message(f"registered {what} as {registration.user}")
     else:
         context.message(f"{what} is registered already (as {registered.user or 'unknown'})")
-    context.message(f"ready: {PROG} --env {env.name} --project {pnum} ls")
+    env_option = "" if env.name == DEFAULT else f" --env {env.name}"
+    context.message(f"done; try: {PROG}{env_option} --project {pnum} ls")
     return 0
 
 

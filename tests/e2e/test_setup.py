@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import pty
+import select
 import stat
+import time
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
+from ..conftest import BIN
 from .conftest import ALICE, DEMO, Tsd
 
 LOGINS = {"p11": DEMO, "p22": ALICE}
@@ -167,3 +172,45 @@ def test_setup_bad_input_one_line_nothing_written(
     assert result.returncode == 64 and len(result.lines) == 1, result.stderr
     assert expected in result.stderr
     assert not two_projects.config_dir.exists() or not list(two_projects.config_dir.glob("*.s3cfg"))
+
+
+def converse(tsd: Tsd, args: list[str], answers: list[tuple[str, str]]) -> tuple[int, str]:
+    """Run tsd-s3cmd at a pseudo-terminal, answering each prompt as it appears."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: a session whose terminal is the pty
+        os.chdir(tsd.home)
+        os.execve(str(BIN / "tsd-s3cmd"), ["tsd-s3cmd", *args], tsd.env)
+    transcript = b""
+    deadline = time.monotonic() + 120
+    pending = list(answers)
+    while time.monotonic() < deadline:
+        if pending and pending[0][0].encode() in transcript.rsplit(b"\n", 1)[-1]:
+            os.write(fd, pending.pop(0)[1].encode() + b"\n")
+        if not select.select([fd], [], [], 1)[0]:
+            continue
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the child has gone
+            break
+        if not chunk:
+            break
+        transcript += chunk
+    os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), transcript.decode("utf-8", "replace")
+
+
+def test_setup_at_a_terminal_does_not_show_the_secret_key(two_projects: Tsd) -> None:
+    tsd = two_projects
+    keys = tsd.emulator.keys("p22")
+    code, transcript = converse(tsd, ["--setup", "--project", "p22"], [
+        ("S3 access key:", keys["access_key"]), ("S3 secret key:", keys["secret_key"]),
+        ("User name:", "p22-alice"), ("Password:", "alice-pw"), ("One-time code:", "654321"),
+    ])  # fmt: skip
+    assert code == 0, transcript
+    assert "/tsd/p22/data/durable/s3-api-access-keys" in transcript
+    assert keys["access_key"] in transcript  # typed visibly, as a user name is
+    for hidden in (keys["secret_key"], "alice-pw", "654321"):
+        assert hidden not in transcript
+    assert "registered p22 (prod) as p22-alice" in transcript
+    tsd.ok("--project", "p22", "mb", "s3://typed-at-a-terminal", input=ALICE)

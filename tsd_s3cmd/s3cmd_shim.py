@@ -306,7 +306,7 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 _NO_DEFAULT_CONFIG = (
-    f"this s3cmd has no default config file that tsd-s3cmd can replace with the project's "
+    "this s3cmd has no default config file that tsd-s3cmd can replace with the project's "
     f"stored one; pass the config with -c, or install a tested s3cmd ({TESTED_VERSIONS})"
 )
 

@@ -85,17 +85,25 @@ class Emulator:
     def s3_log(self) -> list[dict]:
         return [entry for entry in self.log() if entry["kind"] == "s3"]
 
-    def object(self, bucket: str, key: str) -> bytes | None:
-        """The stored bytes of an object, or None if there is none."""
+    def object(self, bucket: str, key: str, project: str = "p11") -> bytes | None:
+        """The stored bytes of a project's object, or None if there is none."""
         from urllib.error import HTTPError
         from urllib.parse import quote
 
         try:
-            return self._get(f"/_emulator/objects/{quote(bucket)}/{quote(key)}")
+            return self._get(f"/_emulator/objects/{quote(bucket)}/{quote(key)}?project={project}")
         except HTTPError as err:
             if err.code == 404:
                 return None
             raise
+
+    def place(self, project: str, bucket: str, key: str, data: bytes) -> None:
+        """Put a file into a project's bucket as from inside TSD (export-bucket's folder)."""
+        from urllib.parse import quote
+
+        url = f"{self.url}/_emulator/objects/{quote(bucket)}/{quote(key)}?project={project}"
+        request = urllib.request.Request(url, data=data, method="PUT")
+        urllib.request.urlopen(request, timeout=30).close()
 
     def keys(self, pnum: str) -> dict:
         """A project's S3 access and secret key."""

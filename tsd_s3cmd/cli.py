@@ -40,11 +40,14 @@ TSD_OPTIONS = {
     "--usealt": False,
     "--project": True,
     "--register": False,
+    "--setup": False,
+    "--forget": False,
     "--basic": False,
     "--parallel": True,
     "--print-token-for": True,
     "--status": False,
     "--logout": False,
+    "--completion": True,
     "--guide": False,
     "-h": False,
     "--help": False,
@@ -102,11 +105,14 @@ def _click_command() -> click.Command:
     @click.option("--usealt", is_flag=True)
     @click.option("--project", metavar="PNUM")
     @click.option("--register", is_flag=True)
+    @click.option("--setup", is_flag=True)
+    @click.option("--forget", is_flag=True)
     @click.option("--basic", is_flag=True)
     @click.option("--parallel", metavar="N")
     @click.option("--print-token-for", "print_token_for", metavar="COMMAND")
     @click.option("--status", is_flag=True)
     @click.option("--logout", is_flag=True)
+    @click.option("--completion", metavar="SHELL")
     @click.option("--guide", "-h", "--help", "guide", is_flag=True)
     @click.option("--s3cmd-help", "s3cmd_help", is_flag=True)
     @click.option("--version", is_flag=True)
@@ -124,11 +130,14 @@ def dispatch(
     usealt: bool = False,
     project: str | None = None,
     register: bool = False,
+    setup: bool = False,
+    forget: bool = False,
     basic: bool = False,
     parallel: str | None = None,
     print_token_for: str | None = None,
     status: bool = False,
     logout: bool = False,
+    completion: str | None = None,
     guide: bool = False,
     s3cmd_help: bool = False,
     version: bool = False,
@@ -149,9 +158,12 @@ def dispatch(
         name
         for name, on in (
             ("--register", register),
+            ("--setup", setup),
+            ("--forget", forget),
             ("--status", status),
             ("--logout", logout),
             ("--print-token-for", print_token_for is not None),
+            ("--completion", completion is not None),
         )
         if on
     ]
@@ -161,6 +173,16 @@ def dispatch(
         raise UsageError(f"{actions[0]} takes no s3cmd arguments (got {inv.s3cmd_args[0]!r})")
     if register:
         return _register(context, env, env_given, project)
+    if setup or forget:
+        from . import project_setup
+
+        return (project_setup.setup if setup else project_setup.forget)(
+            context, _store(context), env, project
+        )
+    if completion is not None:
+        from .completion import completion_for
+
+        return completion_for(context, completion, env)
     if status:
         from .status import show_status
 
@@ -323,6 +345,7 @@ def _run_s3cmd(
     from . import token_choice
     from .parallel import workers_from
     from .runner import S3cmdRun
+    from .s3configs import for_run
 
     context = inv.context
     try:
@@ -339,6 +362,7 @@ def _run_s3cmd(
         static = broker.StaticHeaders(given_token, context.clock)
         if project and project != static.pnum:
             raise UsageError(f"TSD_S3CMD_TOKEN is for {static.pnum}, not {project}")
+    known = static.pnum if given_token else _project_if_known(store, env, project)
 
     def header_source(token_type: str, args: Sequence[str]):  # type: ignore[no-untyped-def]
         if given_token:
@@ -351,7 +375,7 @@ def _run_s3cmd(
             return static
         assert store is not None
         _check_export_only(args, store, env, project)
-        pnum = broker.resolve_project(store, env, project)
+        pnum = known or broker.resolve_project(store, env, project)  # or says what is missing
         reads_stdin = args[:1] == ["put"] and "-" in args[1:-1]
         prompter = _prompter(context, stdin_is_data=reads_stdin)
         return broker.HeaderSource(
@@ -365,9 +389,24 @@ def _run_s3cmd(
         inv.argv,
         header_source,
         check_host="TSD_API_URL" not in context.environ,
+        stored_config=for_run(context.config_dir, env, known, context.environ),
         parallel=workers,
     )
     return run.run(s3cmd_args)
+
+
+def _project_if_known(store: Store | None, env: ApiEnvironment, project: str | None) -> str | None:
+    """The project of a run before s3cmd starts, for its stored config: named, or the only one.
+
+    When it is not known yet (none or several registered) the run goes on
+    with s3cmd's default config, and says what is missing when it needs a token.
+    """
+    if project:
+        return broker.check_project(env, project)
+    try:
+        return broker.resolve_project(store, env, None) if store else None
+    except TsdError:
+        return None
 
 
 # -- entry point -------------------------------------------------------------------

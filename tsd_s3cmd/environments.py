@@ -27,6 +27,11 @@ class ApiEnvironment:
         override = environ.get("TSD_API_URL", "").rstrip("/")
         return override or f"https://{self.host}"
 
+    def s3_endpoint(self, environ: Mapping[str, str]) -> tuple[str, bool]:
+        """The S3 API's host (``host:port`` under ``TSD_API_URL``) and whether it is https."""
+        scheme, _, host = self.api_url(environ).partition("://")
+        return host, scheme == "https"
+
 
 ENVIRONMENTS: dict[str, ApiEnvironment] = {
     env.name: env

@@ -5,13 +5,13 @@ USAGE = "Usage: tsd-s3cmd [TSD OPTIONS] [S3CMD OPTIONS] COMMAND [ARGS]"
 GUIDE = f"""\
 {USAGE}
 
-tsd-s3cmd is s3cmd for TSD projects. It takes care of TSD's login: it
-registers once per project, logs in when a command needs a fresh token,
-keeps tokens cached and refreshed, picks the right kind of token for each
-command (import to write, export to read), and adds TSD's headers to every
-request s3cmd sends. Everything that is not a TSD option below goes to
-s3cmd unchanged; see 'tsd-s3cmd --s3cmd-help' for s3cmd's own commands and
-options.
+tsd-s3cmd is s3cmd for TSD projects. It keeps each project's S3 keys, and
+takes care of TSD's login: it registers once per project, logs in when a
+command needs a fresh token, keeps tokens cached and refreshed, picks the
+right kind of token for each command (import to write, export to read), and
+adds TSD's headers to every request s3cmd sends. Everything that is not a
+TSD option below goes to s3cmd unchanged; see 'tsd-s3cmd --s3cmd-help' for
+s3cmd's own commands and options.
 
 TSD options (they may stand anywhere on the command line; after '--'
 everything belongs to s3cmd):
@@ -19,7 +19,10 @@ everything belongs to s3cmd):
   --usetest, --usealt    short for --env test, --env alt
   --project PNUM         the project to act for (needed only when you have
                          registered more than one for the environment)
-  --register             get and store the API key for a project
+  --setup                store a project's S3 keys and register it
+  --forget               remove a project's S3 keys, API key and tokens
+                         (with --project)
+  --register             get and store the API key for a project only
   --basic                get import tokens with the API key alone, no
                          one-time code (TSD allows it only from registered
                          addresses); for batch jobs
@@ -28,8 +31,10 @@ everything belongs to s3cmd):
   --print-token-for CMD [ARGS]
                          print the token 'CMD ARGS' needs, the one a run
                          of it would use (log in if necessary)
-  --status               registrations, cached tokens, unfinished uploads
+  --status               per project: registration, s3cmd config, cached
+                         tokens; and unfinished uploads
   --logout               forget cached tokens (all, or of --env/--project)
+  --completion SHELL     print a completion script for bash, zsh or fish
   --guide, -h, --help    this text
   --s3cmd-help           s3cmd's own help
   --version              versions of tsd-s3cmd, s3cmd, Python and the OS
@@ -37,8 +42,36 @@ everything belongs to s3cmd):
 Getting started
 ---------------
 
-1. Put your project's S3 keys into ~/.s3cfg. Inside TSD they are in
-   /tsd/pNN/data/durable/s3-api-access-keys. For production the file reads:
+1. Set up your project, once:
+
+       tsd-s3cmd --setup --project p11
+
+   It asks for the project's S3 access key and secret key (inside TSD they
+   are in /tsd/pNN/data/durable/s3-api-access-keys; the secret is not shown
+   as you type), then registers tsd-s3cmd with the project: your TSD user
+   name (pNN-name), password and one-time code. The keys go into an s3cmd
+   config of their own, ~/.config/tsd-s3cmd/prod.p11.s3cfg (mode 600); the
+   registration gives an API key, stored beside it, which only identifies
+   this client to TSD and on its own opens nothing. Running --setup again
+   replaces the keys. Add --env test (or another environment) for another
+   environment. Without a terminal, give the answers as lines on stdin:
+   access key, secret key, then user name, password and one-time code.
+
+2. More projects: run --setup for each. Then --project picks everything
+   at once, the S3 keys, the API key and the tokens:
+
+       tsd-s3cmd --project p22 ls
+
+   With one project registered, --project is not needed at all. To remove
+   a project: tsd-s3cmd --forget --project p22.
+
+   Which s3cmd config a command uses: the one given with -c FILE (or in
+   S3CMD_CONFIG), else the project's stored one, else ~/.s3cfg.
+   tsd-s3cmd never writes ~/.s3cfg; if yours serves another S3 service it
+   stays as it is. 'tsd-s3cmd --status' shows which config each project uses.
+
+   The other way, as with plain s3cmd: write ~/.s3cfg yourself and register
+   with 'tsd-s3cmd --register'. For production the file reads:
 
        host_base = api.tsd.usit.no
        host_bucket = api.tsd.usit.no
@@ -50,16 +83,6 @@ Getting started
 
    (bucket_location is not used by TSD, but s3cmd needs it.) For the test
    API, use test.api.tsd.usit.no as host_base and host_bucket.
-
-2. Register tsd-s3cmd with your project, once per project:
-
-       tsd-s3cmd --register
-
-   You choose the environment from a list (or give --env), then type your
-   TSD user name (pNN-name), password and one-time code. The API key this
-   gives is stored in ~/.config/tsd-s3cmd/ (mode 600). It only identifies
-   this client to TSD; on its own it opens nothing. Registering again
-   replaces it.
 
 3. Make a bucket, and upload:
 
@@ -98,7 +121,7 @@ Getting started
    at once, before asking for a password.
 
 6. The test API: add --usetest (or --env test) to any command, including
-   --register.
+   --setup and --register.
 
 7. Large files. A file larger than the part size (s3cmd's
    --multipart-chunk-size-mb, 15 MB unless you say otherwise) moves as
@@ -126,13 +149,22 @@ Getting started
    presigned URL cannot carry TSD's token header) and the CloudFront
    commands (cf...: CloudFront is Amazon's, not TSD's).
 
-10. s3cmd's own commands and options:
+10. Tab completion of options, commands, environments, your projects and
+    file names, for bash (zsh and fish alike):
 
-       tsd-s3cmd --s3cmd-help
+        tsd-s3cmd --completion bash > ~/.local/share/bash-completion/completions/tsd-s3cmd
 
-   or https://s3tools.org/s3cmd.
+    It runs offline and never asks for anything; make it again after
+    upgrading s3cmd, whose commands and options it holds.
 
-Credentials are read from the terminal; without one (scripts), as three
-lines on stdin: user name, password, one-time code. They never appear on a
-command line, and tokens never appear in output.
+11. s3cmd's own commands and options:
+
+        tsd-s3cmd --s3cmd-help
+
+    or https://s3tools.org/s3cmd.
+
+Credentials are read from the terminal; without one (scripts), as lines on
+stdin: user name, password, one-time code (after the two S3 keys for
+--setup). They never appear on a command line, and neither tokens nor keys
+appear in output.
 """

@@ -26,8 +26,15 @@ class NothingToRead(UsageError):
 
 
 class Prompter:
-    def __init__(self, env: Environment, why: str, stdin_is_data: bool = False) -> None:
-        """``why`` completes "cannot ask for ..." in the error when nobody can answer.
+    def __init__(
+        self,
+        env: Environment,
+        why: str,
+        stdin_is_data: bool = False,
+        lines: str = "user name, password and one-time code",
+    ) -> None:
+        """``why`` completes "cannot ask for ..." in the error when nobody can answer,
+        ``lines`` says which answers stdin may give instead.
 
         ``stdin_is_data``: the command reads its payload from stdin (``put -``),
         so answers must come from the terminal or not at all.
@@ -35,6 +42,7 @@ class Prompter:
         self.env = env
         self.why = why
         self.stdin_is_data = stdin_is_data
+        self.lines = lines
         self._tty = None if env.stdin_is_terminal() else self._open_tty_if_needed()
 
     def _open_tty_if_needed(self):  # type: ignore[no-untyped-def]
@@ -57,8 +65,7 @@ class Prompter:
             )
         return NothingToRead(
             f"cannot ask for {self.why}: there is no terminal and nothing on stdin; run it at "
-            "a terminal once (the login is cached), or give user name, password and one-time "
-            "code as lines on stdin"
+            f"a terminal once (the login is cached), or give {self.lines} as lines on stdin"
         )
 
     # -- primitives ---------------------------------------------------------

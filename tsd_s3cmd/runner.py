@@ -9,12 +9,11 @@ resumes them.
 
 from __future__ import annotations
 
-import re
 import shlex
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from . import s3cmd_shim, token_choice
+from . import s3cmd_shim, s3configs, token_choice
 from .context import PROG
 from .errors import ConfigError, TsdError
 
@@ -25,6 +24,7 @@ if TYPE_CHECKING:
 
     from .context import Environment
     from .environments import ApiEnvironment
+    from .s3configs import StoredConfig
     from .store import Store
 
     class HeaderSource(Protocol):
@@ -33,17 +33,9 @@ if TYPE_CHECKING:
         def headers(self) -> dict[str, str]: ...
 
 
-_SETTING = re.compile(r"^\s*([A-Za-z_][\w-]*)\s*=\s*(.*?)\s*$")
-
-
 def s3cfg_template(env: ApiEnvironment, environ: Mapping[str, str]) -> str:
     """What an s3cmd config for ``env`` must contain."""
-    host = env.host
-    https = "True"
-    override = environ.get("TSD_API_URL", "")
-    if override:
-        scheme, _, host = override.rstrip("/").partition("://")
-        https = str(scheme == "https")
+    host, https = env.s3_endpoint(environ)
     return "\n".join(
         (
             f"    host_base = {host}",
@@ -64,8 +56,9 @@ def read_s3cfg(path: Path, env: ApiEnvironment, environ: Mapping[str, str]) -> d
         text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(
-            f"no s3cmd config at {path}; create it with your project's S3 keys, "
-            f"like this:\n{template}"
+            f"no s3cmd config at {path}; store your project's S3 keys with "
+            f"'{PROG} --setup --env {env.name} --project pNN', or write {path} like this:\n"
+            f"{template}"
         ) from None
     except IsADirectoryError:
         raise ConfigError(f"{path} is a directory, not an s3cmd config file") from None
@@ -75,11 +68,7 @@ def read_s3cfg(path: Path, env: ApiEnvironment, environ: Mapping[str, str]) -> d
         raise ConfigError(f"{path} is not a text file; it must look like:\n{template}") from None
     except OSError as err:
         raise ConfigError(f"cannot read the s3cmd config {path}: {err.strerror}") from None
-    settings = {}
-    for line in text.splitlines():
-        match = _SETTING.match(line)
-        if match:
-            settings[match.group(1)] = match.group(2)
+    settings = s3configs.parse(text)
     missing = [k for k in ("host_base", "access_key", "secret_key") if not settings.get(k)]
     if missing:
         raise ConfigError(
@@ -113,16 +102,22 @@ class S3cmdRun:
         argv: Sequence[str],
         header_source: Callable[[str, Sequence[str]], HeaderSource],
         check_host: bool,
+        stored_config: StoredConfig | None = None,
         parallel: int = 1,
     ) -> None:
-        """``header_source(token_type, args)`` is called once s3cmd has parsed its arguments;
-        ``parallel`` is how many parts of one file move at once."""
+        """``header_source(token_type, args)`` is called once s3cmd has parsed its arguments.
+
+        ``stored_config``: the project's config from ``--setup``, which s3cmd
+        uses unless its command line names another (``-c FILE``). ``parallel``:
+        how many parts of one file move at once.
+        """
         self.context = context
         self.store = store
         self.env = env
         self.argv = list(argv)
         self._make_source = header_source
         self._check_host = check_host
+        self.stored_config = stored_config
         self.parallel = parallel
         self._source: HeaderSource | None = None
         self.unfinished: dict[str, tuple[str, str]] = {}
@@ -133,10 +128,13 @@ class S3cmdRun:
         if getattr(options, "show_version", False) or getattr(options, "dump_config", False):
             return
         token_type = token_choice.token_for(args, getattr(options, "run_configure", False))
-        settings = read_s3cfg(Path(options.config or ""), self.env, self.context.environ)
-        if self._check_host:
+        config = Path(options.config or "")
+        if self.stored_config is not None and config == self.stored_config.path:
+            self.stored_config.check()  # refused rather than warned about: it is ours
+        else:
+            settings = read_s3cfg(config, self.env, self.context.environ)
             host = settings["host_base"].split(":", 1)[0]
-            if host != self.env.host:
+            if self._check_host and host != self.env.host:
                 self.context.warn(
                     f"{options.config} sends requests to {host}, but the {self.env.name} "
                     f"environment is {self.env.host}; choose another with --env or fix host_base"
@@ -172,7 +170,10 @@ class S3cmdRun:
     def run(self, s3cmd_args: Sequence[str]) -> int:
         try:
             status = s3cmd_shim.run(
-                s3cmd_args, self, cache_dir=self.context.cache_home / "tsd-s3cmd"
+                s3cmd_args,
+                self,
+                cache_dir=self.context.cache_home / "tsd-s3cmd",
+                default_config=self.stored_config.path if self.stored_config else None,
             )
         except TsdError as err:
             self.context.message(str(err))

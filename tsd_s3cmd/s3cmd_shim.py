@@ -13,9 +13,13 @@ with these hooks and fixes:
 2. ``optparse.OptionParser``: s3cmd parses its own command line; a subclass
    hands the result (command, arguments, config path) to tsd-s3cmd, so the
    token type follows s3cmd's reading of the arguments, not a copy of it.
+   It also replaces s3cmd's default config (``~/.s3cfg``) with the project's
+   stored one when there is one, so that ``-c FILE`` still wins; and, for
+   shell completion, it hands over the parser itself (``vocabulary``).
 3. ``S3.MultiPart.MultiPartUpload``: starting and finishing a multipart upload
    are reported, so an interrupted upload can be resumed with ``--upload-id``.
-4. A logging filter that removes tokens from s3cmd's ``--debug`` output.
+4. A logging filter that removes tokens and the S3 access key (in the
+   ``Authorization`` header) from s3cmd's ``--debug`` output.
 5. ``S3.S3Uri.S3UriFile``: s3cmd's pattern for a local path stops at the first
    newline, so ``put $'a\\nb'`` says "Nothing to upload" and ``get s3://b/k
    $'a\\nb'`` writes to ``a``. The same pattern with ``re.DOTALL`` keeps the
@@ -112,13 +116,19 @@ def _guarded(call: Callable[..., Any], *args: Any) -> Any:
 _HALF_ADVICE = re.compile(r"\. Use\n.*?\nto continue the upload\.", re.S)
 
 
+# The access key in a signature v4 Authorization header (compiled at the first
+# log record: most runs have none).
+_CREDENTIAL = r"(Credential=)[^/\s'\",]+"
+
+
 class _Redact(logging.Filter):
-    """Clean s3cmd's log records: tokens redacted (``--debug`` prints every
-    header), and its incomplete resume advice cut."""
+    """Clean s3cmd's log records: tokens and the access key redacted
+    (``--debug`` prints every header), and its incomplete resume advice cut."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        cleaned = _HALF_ADVICE.sub(".", tokens.redact(message)).lstrip("\n")
+        cleaned = re.sub(_CREDENTIAL, r"\1<access key>", tokens.redact(message))
+        cleaned = _HALF_ADVICE.sub(".", cleaned).lstrip("\n")
         if cleaned != message:
             record.msg, record.args = cleaned, None
         return True
@@ -275,7 +285,7 @@ def _patched(owner: Any, name: str, replacement: Any) -> Iterator[None]:
 
 
 @contextmanager
-def _hooks_installed(hooks: Hooks) -> Iterator[None]:
+def _hooks_installed(hooks: Hooks, default_config: Path | None) -> Iterator[None]:
     from S3 import S3 as s3_module
     from S3 import MultiPart, S3Uri
 
@@ -289,6 +299,10 @@ def _hooks_installed(hooks: Hooks) -> Iterator[None]:
 
     class OptionParser(optparse.OptionParser):
         def parse_args(self, args: Any = None, values: Any = None) -> Any:
+            if default_config is not None:
+                if self.defaults.get("config") is None:
+                    raise _Abort(ConfigError(_NO_DEFAULT_CONFIG))
+                self.defaults["config"] = str(default_config)
             options, positional = super().parse_args(args, values)
             _guarded(hooks.parsed, options, list(positional))
             return options, positional
@@ -809,23 +823,49 @@ def _write_private(path: Path, data: bytes) -> None:
             os.unlink(tmp)
 
 
+_NO_DEFAULT_CONFIG = (
+    "this s3cmd has no default config file that tsd-s3cmd can replace with the project's "
+    f"stored one; pass the config with -c, or install a tested s3cmd ({TESTED_VERSIONS})"
+)
+
+
+@contextmanager
+def _as_script(path: Path, args: Sequence[str], prog: str) -> Iterator[dict[str, Any]]:
+    """The namespace to run s3cmd's script in, with its ``sys.argv``.
+
+    s3cmd reads ``sys.argv`` and replaces ``sys.stdout``/``sys.stderr``;
+    all three are restored afterwards.
+    """
+    saved = sys.argv, sys.stdout, sys.stderr
+    sys.argv = [prog, *args]
+    try:
+        yield {"__name__": "__main__", "__file__": str(path), "__builtins__": builtins}
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with suppress(OSError, ValueError):
+                stream.flush()
+        sys.argv, sys.stdout, sys.stderr = saved
+
+
 def run(
-    args: Sequence[str], hooks: Hooks, cache_dir: Path | None = None, prog: str = "tsd-s3cmd"
+    args: Sequence[str],
+    hooks: Hooks,
+    cache_dir: Path | None = None,
+    prog: str = "tsd-s3cmd",
+    default_config: Path | None = None,
 ) -> int:
     """Run s3cmd with ``args`` in this interpreter; its exit status.
 
-    s3cmd reads ``sys.argv`` and replaces ``sys.stdout``/``sys.stderr``;
-    both are restored afterwards. A TsdError raised by a hook is re-raised
-    here, after s3cmd has unwound, as is any other exception of a hook.
+    ``default_config`` replaces s3cmd's default config (``~/.s3cfg``): it is
+    used unless ``args`` name another. A TsdError raised by a hook is
+    re-raised here, after s3cmd has unwound, as is any other exception of a
+    hook.
     """
     check_compatible()
     path = script_path()
     code = _script_code(path, cache_dir)
-    saved = sys.argv, sys.stdout, sys.stderr
-    sys.argv = [prog, *args]
-    namespace = {"__name__": "__main__", "__file__": str(path), "__builtins__": builtins}
     try:
-        with _hooks_installed(hooks):
+        with _as_script(path, args, prog) as namespace, _hooks_installed(hooks, default_config):
             exec(code, namespace)
         return 0
     except SystemExit as exit_:
@@ -834,11 +874,49 @@ def run(
         raise abort.error from None
     except KeyboardInterrupt:
         return EX_BREAK
-    finally:
-        for stream in (sys.stdout, sys.stderr):
-            with suppress(OSError, ValueError):
-                stream.flush()
-        sys.argv, sys.stdout, sys.stderr = saved
+
+
+class _Parser(BaseException):
+    """Carries s3cmd's option parser out of its ``main``, before anything is parsed."""
+
+    def __init__(self, parser: optparse.OptionParser) -> None:
+        super().__init__("s3cmd's option parser")
+        self.parser = parser
+
+
+def vocabulary(cache_dir: Path | None = None) -> tuple[list[str], list[tuple[str, bool]]]:
+    """s3cmd's commands, and its options with whether each takes a value.
+
+    Read from the installed s3cmd, for shell completion: its
+    ``get_commands_list()``, and the parser its ``main`` builds, taken at the
+    moment it would parse (so nothing is read, sent or printed).
+    """
+
+    class OptionParser(optparse.OptionParser):
+        def parse_args(self, args: Any = None, values: Any = None) -> Any:
+            raise _Parser(self)
+
+    path = script_path()
+    code = _script_code(path, cache_dir)
+    parser = None
+    replaced = _patched(optparse, "OptionParser", OptionParser)
+    with _as_script(path, [], "s3cmd") as namespace, replaced:
+        try:
+            exec(code, namespace)
+        except _Parser as found:
+            parser = found.parser
+        except (Exception, SystemExit):
+            parser = None
+    listing = namespace.get("get_commands_list")
+    if parser is None or not callable(listing):
+        raise ConfigError(f"cannot read the commands and options of s3cmd {version()}")
+    commands = [entry["cmd"] for entry in listing() if "cmd" in entry]
+    options = [
+        (name, option.takes_value())
+        for option in parser.option_list
+        for name in (*option._long_opts, *option._short_opts)
+    ]
+    return commands, options
 
 
 class _Parsed(BaseException):

@@ -1,6 +1,7 @@
 """``tsd-s3cmd --status``: what is registered, what is cached, what is unfinished.
 
-Never a token or key: only who, which kind, and until when.
+Never a token or key: only who, which kind, until when, and which s3cmd
+config holds the project's S3 keys.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from .context import PROG, Environment
+from .s3configs import S3Configs, in_use
 from .store import CachedToken, Store
 
 
@@ -31,9 +33,10 @@ def show_status(context: Environment, store: Store) -> int:
     cached: dict[tuple[str, str], list[CachedToken]] = {}
     for env_name, pnum, token in store.all_tokens():
         cached.setdefault((env_name, pnum), []).append(token)
-    keys = sorted({(e, p) for e, ps in registrations.items() for p in ps} | set(cached))
+    stored = set(S3Configs(context.config_dir).stored())
+    keys = sorted({(e, p) for e, ps in registrations.items() for p in ps} | set(cached) | stored)
     if not keys:
-        out.write(f"Nothing registered yet; start with: {PROG} --register\n")
+        out.write(f"Nothing registered yet; start with: {PROG} --setup\n")
     for env_name, pnum in keys:
         reg = registrations.get(env_name, {}).get(pnum)
         if reg is None:
@@ -47,6 +50,8 @@ def show_status(context: Environment, store: Store) -> int:
                 key_state = f", API key {verb} {when(expires)}"
             line = f"registered{source} as {reg.user or 'an unknown user'}{key_state}"
         out.write(f"{env_name} {pnum}: {line}\n")
+        config = in_use(context.config_dir, context.home, env_name, pnum, context.environ)
+        out.write(f"  s3cmd config: {config}\n")
         for token in sorted(cached.get((env_name, pnum), []), key=lambda t: t.type):
             out.write(_token_line(token, now))
     unfinished = store.uploads()

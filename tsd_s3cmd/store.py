@@ -332,11 +332,26 @@ class Store:
             self._warn(f"kept the damaged {path.name} as {aside}")
             current = {}
         current.setdefault(env, {})[pnum] = Registration(registration.api_key, registration.user)
+        self._write_registrations(current)
+
+    def forget_registration(self, env: str, pnum: str) -> bool:
+        """Drop tsd-s3cmd's own API key of a project (call under ``lock()``); whether there was one.
+
+        tacl's keys are tacl's: they stay where they are.
+        """
+        current = self.registrations()
+        if current.get(env, {}).pop(pnum, None) is None:
+            return False
+        self._write_registrations(current)
+        return True
+
+    def _write_registrations(self, registrations: dict[str, dict[str, Registration]]) -> None:
         self._write(
             CREDENTIALS,
             {
                 e: {p: {"api_key": r.api_key, "user": r.user} for p, r in projects.items()}
-                for e, projects in current.items()
+                for e, projects in registrations.items()
+                if projects
             },
         )
 

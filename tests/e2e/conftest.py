@@ -14,6 +14,7 @@ from ..conftest import BIN, Emulator
 
 DEMO = "p11-demo\ndemo-password\n123456\n"
 NOEXPORT = "p11-noexport\ndemo-password\n123456\n"
+ALICE = "p22-alice\nalice-pw\n654321\n"  # in p22-export-group, in the two_projects fixture
 
 
 @dataclass
@@ -126,3 +127,15 @@ def make_tsd(
 @pytest.fixture
 def tsd(make_tsd: Callable[..., Tsd]) -> Tsd:
     return make_tsd()
+
+
+@pytest.fixture
+def two_projects(
+    start_emulator: Callable[..., Emulator], clean_env: dict[str, str], tmp_path: Path
+) -> Tsd:
+    """A user with no ~/.s3cfg; the emulator has p11 and p22 (alice may export)."""
+    emulator = start_emulator(
+        "--user", "p22-alice:alice-pw:654321:export", s3cfg=tmp_path / "emulator.s3cfg"
+    )
+    env = {**clean_env, "TSD_API_URL": emulator.url}
+    return Tsd(env=env, home=Path(clean_env["HOME"]), emulator=emulator)

@@ -21,6 +21,9 @@ def test_guide_and_help_are_ours(tsd: Tsd) -> None:
         assert tsd.ok(flag).stdout == guide
     assert tsd.ok("--help").stdout == guide
     for needle in (
+        "--setup",
+        "--forget",
+        "--completion",
         "--register",
         "export-bucket",
         "--upload-id",

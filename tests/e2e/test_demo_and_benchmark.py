@@ -21,6 +21,7 @@ def test_the_readme_demo_round_trip(clean_env: dict[str, str]) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Round trip OK" in result.stdout
     assert "registered p11 (prod) as p11-demo" in result.stdout
+    assert "stored the S3 keys of p11 (prod)" in result.stdout
     assert "eyJ" not in result.stdout  # no token or key shown along the way
 
 

@@ -9,8 +9,9 @@ import subprocess
 from pathlib import Path
 
 from ..conftest import BIN
-from .conftest import DEMO, Tsd
+from .conftest import ALICE, DEMO, Tsd
 from .test_long_running import MiB, bucket_and_file, start, stored_parts
+from .test_setup import key_lines
 
 
 def secrets_of(tsd: Tsd) -> list[str]:
@@ -80,3 +81,29 @@ def test_private_modes_under_umask_000_and_readable_files_refused(tsd: Tsd) -> N
     assert "Traceback" not in refused.stderr and tokens.read_bytes() == before
     tokens.chmod(0o600)
     tsd.ok("ls", "s3://umask-zero", input=DEMO)
+
+
+def test_s3_keys_from_setup_stay_off_command_lines_status_and_debug_output(
+    two_projects: Tsd, tmp_path: Path
+) -> None:
+    tsd = two_projects
+    setup = tsd.ok("--setup", "--project", "p22", input=key_lines(tsd, "p22") + ALICE)
+    keys = list(tsd.emulator.keys("p22").values())[1:]  # access key, secret key
+    assert len(keys) == 2 and all(len(k) > 8 for k in keys)
+    tsd.ok("--project", "p22", "mb", "s3://keys-kept", input=ALICE)
+    data = tmp_path / "keys.bin"
+    data.write_bytes(b"k" * (12 * MiB))
+    proc = start(tsd, "--project", "p22", "--multipart-chunk-size-mb=5", "--limit-rate=4m",
+                 "put", str(data), "s3://keys-kept")  # fmt: skip
+    seen = 0
+    while proc.poll() is None:
+        for line in command_lines():
+            assert not any(key.encode() in line for key in keys), line[:200]
+        seen += 1
+    assert proc.returncode == 0 and seen > 3
+    debug = tsd.ok("--project", "p22", "--debug", "ls", "s3://keys-kept", input=ALICE)
+    status = tsd.ok("--status")
+    assert "Credential=<access key>/" in debug.stderr  # s3cmd did print the header, cleaned
+    text = "".join(r.stdout + r.stderr for r in (setup, debug, status))
+    for secret in [*keys, "alice-pw"]:
+        assert secret not in text

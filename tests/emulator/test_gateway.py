@@ -287,6 +287,19 @@ def test_export_token_downloads_from_export_bucket(emulator: Emulator) -> None:
     assert NOTES_KEY in listing.text
 
 
+def test_a_file_placed_from_inside_tsd_is_in_that_projects_bucket_only(
+    start_emulator: Callable[..., Emulator],
+) -> None:
+    emu = start_emulator(*ALICE_ARG)
+    emu.place("p12", "export-bucket", "sub/out.txt", b"p12's\n")
+    assert emu.object("export-bucket", "sub/out.txt", "p12") == b"p12's\n"
+    assert emu.object("export-bucket", "sub/out.txt", "p11") is None
+    missing = requests.put(
+        f"{emu.url}/_emulator/objects/no-such-bucket/x?project=p12", data=b"x", timeout=TIMEOUT
+    )
+    assert missing.status_code == 404 and "p12 has no bucket no-such-bucket" in missing.text
+
+
 def test_export_token_may_not_download_elsewhere(emulator: Emulator) -> None:
     imp = access_token(emulator, "s3import")
     assert s3(emulator, "PUT", "/elsewhere", token=imp).status_code == 200

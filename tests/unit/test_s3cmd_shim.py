@@ -50,6 +50,25 @@ def test_log_records_lose_tokens_and_the_half_resume_advice() -> None:
     assert "put ..." not in message
 
 
+def test_the_access_key_in_an_authorization_header_is_redacted() -> None:
+    header = "'Authorization': 'AWS4-HMAC-SHA256 Credential=AKIAEXAMPLE42/20261128/us-east-1/s3"
+    record = logging.LogRecord("S3", logging.DEBUG, __file__, 1, "headers: %s", (header,), None)
+    assert s3cmd_shim._Redact().filter(record)
+    assert "AKIAEXAMPLE42" not in record.getMessage()
+    assert "Credential=<access key>/20261128/us-east-1/s3" in record.getMessage()
+
+
+def test_vocabulary_is_the_installed_s3cmds_and_leaves_the_process_as_it_was() -> None:
+    import sys
+
+    before = sys.argv, sys.stdout, sys.stderr
+    commands, options = s3cmd_shim.vocabulary()
+    assert (sys.argv, sys.stdout, sys.stderr) == before
+    assert {"mb", "put", "get", "sync", "signurl"} <= set(commands)
+    assert ("--config", True) in options and ("-c", True) in options
+    assert ("--recursive", False) in options and ("--multipart-chunk-size-mb", True) in options
+
+
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [

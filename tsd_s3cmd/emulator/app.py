@@ -199,6 +199,11 @@ class EmulatorApp:
                     ],
                 )
                 return [data]
+            if path.startswith("/_emulator/objects/") and method == "PUT":
+                # A file placed in the bucket from inside TSD (export-bucket's folder).
+                bucket, _, key = path[len("/_emulator/objects/") :].partition("/")
+                self.storage.place(query.get("project", "p11"), bucket, key, _body(environ))
+                return _json(start_response, 201, {"bucket": bucket, "key": key})
             if path.startswith("/_emulator/projects/") and method == "GET":
                 project = self.identity.project(path.rsplit("/", 1)[1])
                 return _json(start_response, 200, {

@@ -2,13 +2,15 @@
 
 ``python -m tsd_s3cmd.emulator.demo`` starts ``tsd-s3cmd-emulator`` on a free
 port, gives tsd-s3cmd a throw-away home, and runs the guide's steps as a
-researcher would type them: register, upload (one login), list, download from
-the export-bucket (one more login), show the session. The emulator's demo
+researcher would type them: set up the project (its S3 keys, and the
+registration), upload (one login), list, download from the export-bucket (one
+more login), show the session. The project's S3 keys and the emulator's demo
 credentials are fed on stdin; every command and its output is shown.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -21,12 +23,15 @@ BIN = Path(sys.executable).parent
 CREDENTIALS = "p11-demo\ndemo-password\n123456\n"
 
 
-def step(env: dict[str, str], cwd: Path, *args: str, login: bool = False) -> str:
+def step(
+    env: dict[str, str], cwd: Path, *args: str, login: bool = False, keys: str = ""
+) -> str:
     """Run one tsd-s3cmd command, echoing it and its output; stop the demo if it fails."""
-    print(f"\n$ tsd-s3cmd {shlex.join(args)}" + ("   # credentials on stdin" if login else ""))
+    given = " and ".join(what for what, on in (("S3 keys", keys), ("credentials", login)) if on)
+    print(f"\n$ tsd-s3cmd {shlex.join(args)}" + (f"   # {given} on stdin" if given else ""))
     result = subprocess.run(
         [str(BIN / "tsd-s3cmd"), *args],
-        input=CREDENTIALS if login else "",
+        input=keys + (CREDENTIALS if login else ""),
         capture_output=True,
         text=True,
         env=env,
@@ -47,8 +52,7 @@ def main() -> None:
         (export / "results.csv").write_text("sample,value\nA,0.42\nB,0.17\n")
         env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
         emulator = subprocess.Popen(
-            [str(BIN / "tsd-s3cmd-emulator"), "--port", "0",
-             "--write-s3cfg", str(home / ".s3cfg"), "--export-dir", str(export)],
+            [str(BIN / "tsd-s3cmd-emulator"), "--port", "0", "--export-dir", str(export)],
             stdout=subprocess.PIPE,
             text=True,
             env=env,
@@ -64,7 +68,11 @@ def main() -> None:
             data = root / "my data.txt"
             data.write_text("measurements from the lab\n" * 1000)
 
-            step(env, root, "--register", "--env", "prod", login=True)
+            # Inside TSD the keys are in /tsd/p11/data/durable/s3-api-access-keys.
+            with urllib.request.urlopen(f"{url}/_emulator/projects/p11", timeout=30) as answer:
+                project = json.load(answer)
+            keys = f"{project['access_key']}\n{project['secret_key']}\n"
+            step(env, root, "--setup", "--project", "p11", keys=keys, login=True)
             step(env, root, "mb", "s3://demo-bucket", login=True)
             step(env, root, "put", data.name, "s3://demo-bucket/")
             step(env, root, "ls", "s3://demo-bucket", login=True)

@@ -225,6 +225,13 @@ class Storage:
                 key = path.relative_to(directory).as_posix()
                 self.backend.put_object(name, key, path.read_bytes())
 
+    def place(self, pnum: str, bucket: str, key: str, data: bytes) -> None:
+        """Store an object as TSD does when a file appears in the bucket's folder."""
+        try:
+            self.backend.put_object(f"{pnum}-{bucket}", key, data)
+        except Exception:  # moto's own error for a missing bucket
+            raise Refused(404, f"{pnum} has no bucket {bucket}") from None
+
     def object(self, pnum: str, bucket: str, key: str) -> bytes | None:
         try:
             found = self.backend.get_object(f"{pnum}-{bucket}", key)

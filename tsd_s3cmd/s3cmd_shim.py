@@ -231,7 +231,6 @@ _CONFIG_NAMES = (
     "progress_meter",
     "progress_class",
     "limitrate",
-    "max_retries",
     "recv_chunk",
     "put_continue",
 )
@@ -269,6 +268,8 @@ def _parallel_incompatibility(s3_module: Any, upload: Any) -> str | None:
     for name in _CONFIG_NAMES:
         if not hasattr(Config.Config, name):
             return f"Config has no {name}"
+    if _retries(s3_module.S3, Config.Config) is None:
+        return "neither Config.max_retries nor S3._max_retries says how often to retry"
     if not callable(getattr(FileLists, "fetch_remote_list", None)):
         return "S3.FileLists has no fetch_remote_list"
     return None
@@ -676,6 +677,12 @@ def _put_in_place(
     os.replace(tmp_path, path)
 
 
+def _retries(s3: Any, config: Any) -> int | None:
+    """How often s3cmd retries a request: a setting since 2.4, fixed at 5 in 2.3."""
+    setting = getattr(config, "max_retries", None)
+    return getattr(s3, "_max_retries", None) if setting is None else int(setting)
+
+
 class _Interrupted(Exception):
     """A range stopped arriving part-way: where it stopped, and why."""
 
@@ -704,7 +711,7 @@ def _fetch_range(
     import http.client
     import time
 
-    retries = s3.config.max_retries
+    retries = _retries(s3, s3.config)
     position = start
     while True:
         transfer.check()

@@ -26,7 +26,7 @@ everything belongs to s3cmd):
   --basic                get import tokens with the API key alone, no
                          one-time code (TSD allows it only from registered
                          addresses); for batch jobs
-  --parallel N           parts of one large file moved at once (default 8;
+  --parallel N           parts of one large file moved at once (default 10;
                          1 moves them one at a time, as s3cmd does)
   --print-token-for CMD [ARGS]
                          print the token 'CMD ARGS' needs, the one a run
@@ -125,7 +125,7 @@ Getting started
 
 7. Large files. A file larger than the part size (s3cmd's
    --multipart-chunk-size-mb, 15 MB unless you say otherwise) moves as
-   several parts at once, 8 by default, up and down: over a long or busy
+   several parts at once, 10 by default, up and down: over a long or busy
    link that is several times faster than one part at a time. Each part
    may be as large as you like; memory does not grow with it. A download
    goes into a hidden temporary file beside the destination and takes the

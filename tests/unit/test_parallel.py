@@ -159,7 +159,7 @@ def test_the_rate_is_shared_by_all_workers() -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "expected"), [(None, parallel.DEFAULT_WORKERS), ("", 8), ("1", 1), (" 16 ", 16)]
+    ("value", "expected"), [(None, parallel.DEFAULT_WORKERS), ("", 10), ("1", 1), (" 16 ", 16)]
 )
 def test_the_number_of_workers(value: str | None, expected: int) -> None:
     assert parallel.workers_from(value, "--parallel") == expected

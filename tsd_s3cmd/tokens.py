@@ -11,7 +11,10 @@ import base64
 import binascii
 import json
 import re
-from typing import Any
+
+TYPE_CHECKING = False  # typing is not loaded at run time; see cli.py
+if TYPE_CHECKING:
+    from typing import Any
 
 IMPORT = "s3import"
 EXPORT = "s3export"

@@ -77,3 +77,17 @@ def test_the_option_table_matches_the_click_command() -> None:
         for name in param.opts:
             declared[name] = not param.is_flag  # type: ignore[attr-defined]
     assert declared == TSD_OPTIONS
+
+
+def test_the_everyday_path_loads_neither_click_typing_nor_requests() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tsd_s3cmd.cli, tsd_s3cmd.runner, tsd_s3cmd.broker, tsd_s3cmd.parallel; "
+        "print(' '.join(m for m in ('click', 'typing', 'requests') if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert loaded == []

@@ -109,10 +109,6 @@ class Transfer:
         self._limit = RateLimit(rate) if rate > 0 else None
         self.failed_job: object = None
 
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
-
     def check(self) -> None:
         """Raise ``Stopped`` in a worker whose transfer is stopping."""
         if self._stop.is_set():
@@ -286,11 +282,12 @@ class OrderedDigest:
     ready almost as soon as the last byte is.
     """
 
-    def __init__(self, fd: int, ranges: Sequence[tuple[int, int]]) -> None:
+    def __init__(self, fd: int, ranges: Sequence[tuple[int, int]], md5: Any = None) -> None:
+        """``md5``: the digest of what comes before the file (``--continue``), if anything."""
         import hashlib
 
         self._fd = fd
-        self._md5 = hashlib.md5()
+        self._md5 = hashlib.md5() if md5 is None else md5
         self._starts = [start for start, _ in ranges]
         self._done = [start for start, _ in ranges]  # how far each range is written
         self._lock = threading.Lock()

@@ -556,7 +556,13 @@ def _download_parts(
         meter = config.progress_class(labels, size)
         meter.initial_position = meter.current_position = start
         progress = parallel.SharedProgress(meter)
-    digest = parallel.OrderedDigest(fd, [(a - start, b - start) for a, b in ranges])
+    before = None
+    if start:  # --continue: the digest covers what is there, then what arrives
+        before = hashlib.md5()
+        with open(path, "rb") as there:
+            for piece in iter(lambda: there.read(min(MiB, start - there.tell())), b""):
+                before.update(piece)
+    digest = parallel.OrderedDigest(fd, [(a - start, b - start) for a, b in ranges], before)
     headers: list[dict[str, str] | None] = [None] * len(ranges)
 
     def fetch(index: int) -> None:
@@ -584,14 +590,7 @@ def _download_parts(
                     f"{uri.uri()} changed during the download; download it again"
                 )
             expected = _expected_md5(first)
-            if start:
-                md5 = hashlib.md5()
-                with open(path, "rb") as before:
-                    for piece in iter(lambda: before.read(MiB), b""):
-                        md5.update(piece)
-                computed = _continue_digest(md5, fd)
-            else:
-                computed = digest.hexdigest()
+            computed = digest.hexdigest()
             if expected and computed != expected:
                 raise s3_module.S3DownloadError(
                     f"the MD5 of the data received ({computed}) is not {expected}; "
@@ -641,16 +640,6 @@ def _expected_md5(headers: Mapping[str, str]) -> str | None:
     if "-" in expected or headers.get("x-amz-server-side-encryption") == "aws:kms":
         return None  # a multipart ETag, or an encrypted object's: not an MD5
     return expected or None
-
-
-def _continue_digest(md5: Any, fd: int) -> str:
-    position = 0
-    while True:
-        piece = os.pread(fd, MiB, position)
-        if not piece:
-            return str(md5.hexdigest())
-        md5.update(piece)
-        position += len(piece)
 
 
 def _put_in_place(

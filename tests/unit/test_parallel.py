@@ -57,23 +57,30 @@ def test_stopping_reaches_a_running_job_at_its_next_read(tmp_path: Path) -> None
     path.write_bytes(b"x" * 1000)
     transfer = parallel.Transfer(2)
     reads: list[int] = []
+    stopped: list[int] = []
 
     def work(job: int) -> None:
         with open(path, "rb") as f:
             reader = parallel.PositionalReader(f.fileno(), str(path), transfer)
-            while True:
-                reads.append(len(reader.read(1)))
-                time.sleep(0.01)
-
-    def interrupt() -> None:
-        raise KeyboardInterrupt
+            try:
+                while True:
+                    reads.append(len(reader.read(1)))
+                    time.sleep(0.01)
+            except parallel.Stopped:
+                stopped.append(job)
+                raise
 
     began = time.monotonic()
-    threading.Timer(0.2, transfer._stop.set).start()  # as Ctrl-C does
+
+    def ctrl_c() -> None:  # as the signal arrives in the calling thread, while it waits
+        if time.monotonic() > began + 0.2:
+            raise KeyboardInterrupt
+
     with pytest.raises(KeyboardInterrupt):
-        transfer.run(range(2), work, while_waiting=lambda: transfer.stopping and interrupt())
+        transfer.run(range(2), work, while_waiting=ctrl_c)
     assert time.monotonic() - began < parallel.STOP_GRACE + 1
     assert reads
+    assert sorted(stopped) == [0, 1]  # both running jobs stopped at their next read
 
 
 def test_each_thread_reads_at_its_own_position(tmp_path: Path) -> None:

@@ -872,60 +872,64 @@ def run(
         return EX_BREAK
 
 
-class _Parser(BaseException):
-    """Carries s3cmd's option parser out of its ``main``, before anything is parsed."""
+class _Parsed(BaseException):
+    """Carries s3cmd's parser and its reading of the command line out of its ``main``."""
 
-    def __init__(self, parser: optparse.OptionParser) -> None:
-        super().__init__("s3cmd's option parser")
-        self.parser = parser
+    def __init__(
+        self, parser: optparse.OptionParser, options: optparse.Values, positional: list[str]
+    ) -> None:
+        super().__init__("s3cmd's command line")
+        self.parser, self.options, self.positional = parser, options, positional
+
+
+def _parse_only(
+    args: Sequence[str], cache_dir: Path | None, prog: str
+) -> tuple[_Parsed | None, dict[str, Any]]:
+    """Run s3cmd's script until it has parsed ``args``, and stop it there.
+
+    Nothing is read, sent or printed, unless ``args`` are bad: then s3cmd says
+    why on stderr, and there is no parse (None). The script's namespace comes
+    back too (``get_commands_list`` is in it).
+    """
+
+    class OptionParser(optparse.OptionParser):
+        def parse_args(self, args: Any = None, values: Any = None) -> Any:
+            options, positional = super().parse_args(args, values)
+            raise _Parsed(self, options, list(positional))
+
+    path = script_path()
+    code = _script_code(path, cache_dir)
+    stop_at_parse = _patched(optparse, "OptionParser", OptionParser)
+    with _as_script(path, args, prog) as namespace, stop_at_parse:
+        try:
+            exec(code, namespace)
+        except _Parsed as parsed:
+            return parsed, namespace
+        except SystemExit:
+            pass
+    return None, namespace
 
 
 def vocabulary(cache_dir: Path | None = None) -> tuple[list[str], list[tuple[str, bool]]]:
     """s3cmd's commands, and its options with whether each takes a value.
 
     Read from the installed s3cmd, for shell completion: its
-    ``get_commands_list()``, and the parser its ``main`` builds, taken at the
-    moment it would parse (so nothing is read, sent or printed).
+    ``get_commands_list()``, and the parser its ``main`` builds.
     """
-
-    class OptionParser(optparse.OptionParser):
-        def parse_args(self, args: Any = None, values: Any = None) -> Any:
-            raise _Parser(self)
-
-    path = script_path()
-    code = _script_code(path, cache_dir)
-    parser = None
-    replaced = _patched(optparse, "OptionParser", OptionParser)
-    with _as_script(path, [], "s3cmd") as namespace, replaced:
-        try:
-            exec(code, namespace)
-        except _Parser as found:
-            parser = found.parser
-        except (Exception, SystemExit):
-            parser = None
+    try:
+        parsed, namespace = _parse_only([], cache_dir, "s3cmd")
+    except Exception:
+        parsed, namespace = None, {}
     listing = namespace.get("get_commands_list")
-    if parser is None or not callable(listing):
+    if parsed is None or not callable(listing):
         raise ConfigError(f"cannot read the commands and options of s3cmd {version()}")
     commands = [entry["cmd"] for entry in listing() if "cmd" in entry]
     options = [
         (name, option.takes_value())
-        for option in parser.option_list
+        for option in parsed.parser.option_list
         for name in (*option._long_opts, *option._short_opts)
     ]
     return commands, options
-
-
-class _Parsed(BaseException):
-    """Ends a run of s3cmd as soon as it has read its command line (see ``parse``)."""
-
-
-class _ParseOnly:
-    """Hooks that stop s3cmd once it has parsed its arguments; no request goes out."""
-
-    parallel = 1
-
-    def parsed(self, options: optparse.Values, args: Sequence[str]) -> None:
-        raise _Parsed(options, list(args))
 
 
 def parse(
@@ -937,12 +941,9 @@ def parse(
     their values and abbreviations count exactly as in a run. None when s3cmd
     stopped before (a bad option: it has said why on stderr).
     """
-    try:
-        run(args, _ParseOnly(), cache_dir, prog)  # type: ignore[arg-type]
-    except _Parsed as done:
-        options, positional = done.args
-        return options, positional
-    return None
+    check_compatible()
+    parsed, _ = _parse_only(args, cache_dir, prog)
+    return None if parsed is None else (parsed.options, parsed.positional)
 
 
 def _exit_status(code: object) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.server
-import shlex
 import threading
 import time
 from collections.abc import Iterator
@@ -13,7 +12,14 @@ import pytest
 
 from .conftest import DEMO, Tsd
 from .test_errors import one_line
-from .test_long_running import MiB, bucket_and_file, start, stored_parts, wait_for
+from .test_long_running import (
+    MiB,
+    bucket_and_file,
+    printed_resume,
+    start,
+    stored_parts,
+    wait_for,
+)
 
 
 class Broken(http.server.BaseHTTPRequestHandler):
@@ -105,11 +111,10 @@ def test_s3_faults_mid_upload_retried_or_resumable(tsd: Tsd, tmp_path: Path) -> 
     _, err = proc.communicate(timeout=120)
     stderr = err.decode()
     assert proc.returncode != 0 and "Traceback" not in stderr
-    lines = stderr.splitlines()
-    resume = next(line for line in lines if line.startswith("  tsd-s3cmd --upload-id"))
+    resume = printed_resume(stderr)
     stored = set(stored_parts(tsd, since))
     tsd.emulator.faults(fail_next=0)
     after = len(tsd.emulator.s3_log())
-    tsd.ok(*shlex.split(resume)[1:])
+    tsd.ok(*resume)
     assert not set(stored_parts(tsd, after)) & stored
     assert tsd.emulator.object("faulty", "many.bin") == data.read_bytes()

@@ -97,6 +97,12 @@ def test_sixteen_processes_share_one_refresh(make_tsd, tmp_path: Path) -> None: 
     json.loads((tsd.config_dir / "tokens.json").read_text())
 
 
+def printed_resume(stderr: str) -> list[str]:
+    """The arguments of the resume command a failed upload printed (without the program)."""
+    line = next(line for line in stderr.splitlines() if line.startswith("  tsd-s3cmd --upload-id"))
+    return shlex.split(line)[1:]
+
+
 def resume_command_from_status(tsd: Tsd) -> list[str]:
     status = tsd.ok("--status").stdout
     line = next(line for line in status.splitlines() if line.strip().startswith("resume:"))
@@ -141,10 +147,10 @@ def test_ctrl_c_prints_the_resume_command(tsd: Tsd, tmp_path: Path) -> None:
     stderr = err.decode()
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
-    line = next(line for line in stderr.splitlines() if line.startswith("  tsd-s3cmd --upload-id"))
+    resume = printed_resume(stderr)
     since = len(tsd.emulator.s3_log())
     before = set(stored_parts(tsd))
-    tsd.ok(*shlex.split(line)[1:])
+    tsd.ok(*resume)
     assert not set(stored_parts(tsd, since)) & before
     assert tsd.emulator.object("ctrlc", "ctrl c.bin") == data.read_bytes()
 
@@ -163,10 +169,10 @@ def test_no_refresh_left_stops_cleanly_with_the_resume_command(  # type: ignore[
     assert result.returncode == 77, result.stderr
     assert "Traceback" not in result.stderr
     assert "ran out and it cannot be refreshed any more" in result.stderr
-    line = next(line for line in result.lines if line.startswith("  tsd-s3cmd --upload-id"))
+    resume = printed_resume(result.stderr)
     assert len(tsd.auth_calls("refresh")) == 1
     tsd.emulator.settings(token_lifetime=600)
-    tsd.ok(*shlex.split(line)[1:], input=DEMO)  # a new login, then the rest of the parts
+    tsd.ok(*resume, input=DEMO)  # a new login, then the rest of the parts
     assert tsd.emulator.object("spent", "spent.bin") == data.read_bytes()
 
 

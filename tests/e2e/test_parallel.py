@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import signal
 import subprocess
 import time
@@ -19,9 +18,11 @@ import pytest
 
 from ..conftest import BIN
 from .conftest import DEMO, Tsd
+from .test_faults import patient_s3cfg
 from .test_long_running import (
     MiB,
     bucket_and_file,
+    printed_resume,
     resume_command_from_status,
     start,
     stored_parts,
@@ -154,10 +155,7 @@ def test_parallel_1_sends_what_plain_s3cmd_sends(make_tsd, tmp_path: Path) -> No
 @pytest.mark.slow
 def test_a_503_mid_parallel_put_is_retried_and_many_stop_cleanly(tsd: Tsd, tmp_path: Path) -> None:
     data = bucket_and_file(tsd, "flaky", tmp_path / "flaky.bin", 40 * MiB + 1)
-    cfg = tsd.home / "retry.s3cfg"
-    cfg.write_text((tsd.home / ".s3cfg").read_text() + "max_retries = 1\n")
-    cfg.chmod(0o600)
-    put = ["-c", str(cfg), "--parallel", "3", *PART, "--limit-rate=6m", "put", str(data)]
+    put = ["-c", patient_s3cfg(tsd), "--parallel", "3", *PART, "--limit-rate=6m", "put", str(data)]
 
     proc = start(tsd, *put, "s3://flaky/few.bin")
     wait_for(lambda: len(stored_parts(tsd)) >= 1)
@@ -177,8 +175,7 @@ def test_a_503_mid_parallel_put_is_retried_and_many_stop_cleanly(tsd: Tsd, tmp_p
     stderr = err.decode()
     assert proc.returncode != 0 and "Traceback" not in stderr, stderr
     assert re.search(r"Upload of '.*flaky.bin' part \d+ failed\.", stderr), stderr
-    lines = stderr.splitlines()
-    resume = next(line for line in lines if line.startswith("  tsd-s3cmd --upload-id"))
+    resume = printed_resume(stderr)
     tsd.emulator.faults(fail_next=0)
     stored = set(stored_parts(tsd, since))
     # No part started once one had failed for good: only those running then were tried.
@@ -189,7 +186,7 @@ def test_a_503_mid_parallel_put_is_retried_and_many_stop_cleanly(tsd: Tsd, tmp_p
     }
     assert len(tried - stored) <= 3, (tried, stored)
     after = len(tsd.emulator.s3_log())
-    tsd.ok(*shlex.split(resume)[1:])
+    tsd.ok(*resume)
     resent = set(stored_parts(tsd, after))
     assert not resent & stored
     assert resent | stored == set(range(1, 10))
@@ -230,9 +227,9 @@ def test_ctrl_c_stops_every_part_and_prints_the_resume_command(tsd: Tsd, tmp_pat
     stderr = err.decode()
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
-    line = next(line for line in stderr.splitlines() if line.startswith("  tsd-s3cmd --upload-id"))
+    resume = printed_resume(stderr)
     assert not stored_parts(tsd)
-    tsd.ok(*shlex.split(line)[1:])
+    tsd.ok(*resume)
     assert tsd.emulator.object("halt", "halt.bin") == data.read_bytes()
 
 

@@ -344,9 +344,9 @@ def _run_s3cmd(
     s3cmd_args: Sequence[str],
 ) -> int:
     from . import token_choice
-    from .parallel import workers_from
     from .runner import S3cmdRun
     from .s3configs import for_run
+    from .scheduler import workers_from
 
     context = inv.context
     try:

@@ -9,6 +9,7 @@ resumes them.
 
 from __future__ import annotations
 
+import os
 import shlex
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -121,6 +122,7 @@ class S3cmdRun:
         self.parallel = parallel
         self._source: HeaderSource | None = None
         self.unfinished: dict[str, tuple[str, str]] = {}
+        self.unfinished_downloads: dict[str, tuple[str, str]] = {}
 
     # -- hooks -----------------------------------------------------------------
 
@@ -165,6 +167,27 @@ class S3cmdRun:
         if self.store is not None:
             self.store.finish_upload(upload_id)
 
+    def download_kept(self, partial: str, source: str, destination: str, size: int) -> None:
+        destination = os.path.abspath(destination)
+        self.unfinished_downloads[partial] = (source, destination)
+        if self.store is not None:
+            self.store.record_download(
+                partial,
+                {
+                    "source": source,
+                    "destination": destination,
+                    "size": size,
+                    "command": shlex.join([PROG, *self.argv]),
+                    "directory": os.getcwd(),
+                    "started": self.context.clock(),
+                },
+            )
+
+    def download_done(self, partial: str) -> None:
+        self.unfinished_downloads.pop(partial, None)
+        if self.store is not None:
+            self.store.finish_download(partial)
+
     # -- the run -----------------------------------------------------------------
 
     def run(self, s3cmd_args: Sequence[str]) -> int:
@@ -184,6 +207,12 @@ class S3cmdRun:
         return status
 
     def _print_resume(self) -> None:
+        for partial, (source, destination) in self.unfinished_downloads.items():
+            self.context.message(
+                f"the download of {source} to '{destination}' is unfinished; what has arrived "
+                f"is kept in {partial}, and the same command run again continues it:\n"
+                f"  {shlex.join([PROG, *self.argv])}"
+            )
         for upload_id, (source, destination) in self.unfinished.items():
             self.context.message(
                 f"the upload of '{source}' to {destination} is unfinished; resume it with:\n"

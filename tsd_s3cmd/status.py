@@ -12,6 +12,10 @@ from .context import PROG, Environment
 from .s3configs import S3Configs, in_use
 from .store import CachedToken, Store
 
+TYPE_CHECKING = False  # typing is not loaded at run time; see cli.py
+if TYPE_CHECKING:
+    from typing import TextIO
+
 
 def when(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -62,4 +66,32 @@ def show_status(context: Environment, store: Store) -> int:
                 f"  {details.get('source')} -> {details.get('destination')}\n"
                 f"    resume: {details.get('command')}\n"
             )
+    _downloads(out, store)
     return 0
+
+
+def _downloads(out: TextIO, store: Store) -> None:
+    """Downloads that keep a hidden file to resume from (those whose file is gone are over)."""
+    import shlex
+
+    from .partials import describe, state_of
+
+    shown = False
+    for partial, details in sorted(store.downloads().items()):
+        there = describe(partial)
+        if there is None:
+            continue
+        if not shown:
+            out.write("Unfinished downloads:\n")
+            shown = True
+        have, size = there
+        out.write(
+            f"  {details.get('source')} -> {details.get('destination')}\n"
+            f"    {_mib(have)} of {_mib(size)} there, in {partial}\n"
+            f"    continue: {details.get('command')}\n"
+            f"    give up: rm -f {shlex.join([partial, state_of(partial)])}\n"
+        )
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MiB"

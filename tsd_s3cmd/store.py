@@ -8,7 +8,9 @@ Everything lives in ``$XDG_CONFIG_HOME/tsd-s3cmd/`` (default
   ``--register`` and by API key renewal;
 - ``tokens.json``: ``{env: {project: {token type: {...}}}}``, the login cache;
 - ``uploads.json``: multipart uploads started and not finished, so that
-  ``--status`` can print the command that resumes one after a crash.
+  ``--status`` can print the command that resumes one after a crash;
+- ``downloads.json``: downloads that keep a hidden file to resume from
+  (partials.py), so that ``--status`` can say where they are.
 
 How the files are written and guarded (atomically, privately) is
 private_files.py's concern; the lock that read-modify-write cycles run under,
@@ -40,6 +42,7 @@ class CorruptFileError(ConfigError):
 CREDENTIALS = "credentials.json"
 TOKENS = "tokens.json"
 UPLOADS = "uploads.json"
+DOWNLOADS = "downloads.json"
 LOCK = ".lock"
 
 # Refresh a token when less than this share of its lifetime is left ...
@@ -438,10 +441,28 @@ class Store:
             self._write(UPLOADS, current)
 
     def finish_upload(self, upload_id: str) -> None:
+        self._forget(UPLOADS, upload_id)
+
+    # -- unfinished downloads ----------------------------------------------
+
+    def downloads(self) -> dict[str, dict[str, Any]]:
+        """Unfinished downloads by their hidden file."""
+        return {k: v for k, v in self._read_cache(DOWNLOADS).items() if isinstance(v, dict)}
+
+    def record_download(self, partial: str, details: dict[str, Any]) -> None:
         with self.lock():
-            current = self.uploads()
-            if current.pop(upload_id, None) is not None:
-                self._write(UPLOADS, current)
+            current = self.downloads()
+            current[partial] = details
+            self._write(DOWNLOADS, current)
+
+    def finish_download(self, partial: str) -> None:
+        self._forget(DOWNLOADS, partial)
+
+    def _forget(self, name: str, key: str) -> None:
+        with self.lock():
+            current = {k: v for k, v in self._read_cache(name).items() if isinstance(v, dict)}
+            if current.pop(key, None) is not None:
+                self._write(name, current)
 
 
 def _short(err: Exception) -> str:

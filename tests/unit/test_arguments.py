@@ -83,8 +83,12 @@ def test_the_everyday_path_loads_neither_click_typing_nor_requests() -> None:
     import subprocess
     import sys
 
+    everyday = (
+        "cli", "runner", "broker", "s3cmd_shim", "s3cmd_script", "s3cmd_transfers",
+        "scheduler", "limits", "files", "parts", "downloads", "partials", "progress",
+    )  # fmt: skip
     code = (
-        "import sys, tsd_s3cmd.cli, tsd_s3cmd.runner, tsd_s3cmd.broker, tsd_s3cmd.parallel; "
+        f"import sys, {', '.join('tsd_s3cmd.' + m for m in everyday)}; "
         "print(' '.join(m for m in ('click', 'typing', 'requests') if m in sys.modules))"
     )
     loaded = subprocess.run(

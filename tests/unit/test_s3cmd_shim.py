@@ -8,7 +8,7 @@ import shlex
 import pytest
 from S3 import S3 as s3_module
 
-from tsd_s3cmd import s3cmd_shim
+from tsd_s3cmd import s3cmd_script, s3cmd_shim, s3cmd_transfers
 from tsd_s3cmd.errors import ConfigError
 from tsd_s3cmd.runner import resume_command
 
@@ -16,7 +16,9 @@ from .test_tokens import make_jwt
 
 
 def test_the_installed_s3cmd_fits_the_hooks() -> None:
-    s3cmd_shim.check_compatible()
+    script = s3cmd_script.load(None)
+    assert script.problem is None
+    s3cmd_shim.check_compatible(script, parallel=True)
 
 
 def test_a_get_triplet_that_no_longer_signs_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -93,7 +95,7 @@ def test_a_multipart_loop_that_no_longer_calls_upload_part_is_refused(
 
     monkeypatch.setattr(MultiPart.MultiPartUpload, "upload_all_parts", upload_all_parts)
     with pytest.raises(ConfigError, match="upload_all_parts no longer sends parts"):
-        s3cmd_shim.check_compatible()
+        s3cmd_shim.check_compatible(parallel=True)
 
 
 def test_an_upload_part_with_other_parameters_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -104,7 +106,7 @@ def test_an_upload_part_with_other_parameters_is_refused(monkeypatch: pytest.Mon
 
     monkeypatch.setattr(MultiPart.MultiPartUpload, "upload_part", upload_part)
     with pytest.raises(ConfigError, match="upload_part no longer takes chunk_size, remote_status"):
-        s3cmd_shim.check_compatible()
+        s3cmd_shim.check_compatible(parallel=True)
 
 
 def test_a_download_that_no_longer_uses_recv_file_is_refused(
@@ -115,13 +117,13 @@ def test_a_download_that_no_longer_uses_recv_file_is_refused(
 
     monkeypatch.setattr(s3_module.S3, "object_get", object_get)
     with pytest.raises(ConfigError, match="object_get no longer downloads with recv_file"):
-        s3cmd_shim.check_compatible()
+        s3cmd_shim.check_compatible(parallel=True)
 
 
 def test_a_missing_connection_pool_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delattr(s3_module, "ConnMan")
     with pytest.raises(ConfigError, match=r"S3\.S3 has no ConnMan"):
-        s3cmd_shim.check_compatible()
+        s3cmd_shim.check_compatible(parallel=True)
 
 
 @pytest.mark.parametrize(
@@ -141,4 +143,34 @@ def test_a_missing_connection_pool_is_refused(monkeypatch: pytest.MonkeyPatch) -
 def test_a_download_is_checked_against_what_s3cmd_checks(
     headers: dict[str, str], expected: str | None
 ) -> None:
-    assert s3cmd_shim._expected_md5(headers) == expected
+    assert s3cmd_transfers.expected_md5(headers) == expected
+
+
+def test_a_request_that_takes_a_connection_outside_the_send_methods_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def fetch_fast(self, uri):  # type: ignore[no-untyped-def]
+        conn = s3_module.ConnMan.get("host")  # would be outside the request budget
+        return self.create_request("OBJECT_GET", uri=uri).get_triplet(), conn
+
+    monkeypatch.setattr(s3_module.S3, "fetch_fast", fetch_fast, raising=False)
+    with pytest.raises(ConfigError, match=r"S3\.fetch_fast takes a connection outside"):
+        s3cmd_shim.check_compatible(parallel=True)
+
+
+def test_every_transfer_loop_of_s3cmd_is_found_and_only_those() -> None:
+    script = s3cmd_script.load(None)
+    assert script.problem is None
+    assert s3cmd_transfers.loop_incompatibility(script.code) is None
+
+
+def test_an_s3cmd_whose_transfer_loops_moved_is_refused_when_files_move_at_once() -> None:
+    source = s3cmd_script.script_path().read_bytes()
+    # A put that moves its files in a helper instead of its own loop.
+    changed = source.replace(b"= s3.object_put(full_name,", b"= _put_one(full_name,")
+    code, problem = s3cmd_script._compile(changed, "s3cmd")
+    assert problem is not None and "cmd_object_put" in problem
+    script = s3cmd_script.Script(s3cmd_script.script_path(), code, problem)
+    with pytest.raises(ConfigError, match="transfer loops have changed"):
+        s3cmd_shim.check_compatible(script, parallel=True)
+    s3cmd_shim.check_compatible(script, parallel=False)  # one at a time needs no loop of ours

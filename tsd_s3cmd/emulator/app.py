@@ -114,12 +114,16 @@ class EmulatorApp:
             # How many S3 requests were being served when this one came: tests
             # see parts travelling at once (or one at a time) here.
             entry["in_flight"] = self._in_flight
+        entry["bytes_out"] = 0  # of the response body, as it goes out
+        rate = self.identity.settings.link_rate
+        if rate:
+            environ["wsgi.input"] = _Slow(environ["wsgi.input"], rate)
         try:
             body = self._s3(environ, logged, entry)
         except BaseException:
             self._finished(entry)
             raise
-        return _Served(body, lambda: self._finished(entry))
+        return _Served(body, lambda: self._finished(entry), entry, rate)
 
     def _finished(self, entry: dict) -> None:
         with self._log_lock:
@@ -228,15 +232,46 @@ class EmulatorApp:
         return _json(start_response, 404, {"message": f"no such hook: {method} {path}"})
 
 
-class _Served:
-    """A response body that reports when the server is done with it (WSGI calls close)."""
+class _Slow:
+    """A request body read at no more than ``rate`` bytes per second."""
 
-    def __init__(self, body: Iterable[bytes], finished: Callable[[], None]) -> None:
+    def __init__(self, stream, rate: float) -> None:  # type: ignore[no-untyped-def]
+        self._stream = stream
+        self._rate = rate
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(min(size, 64 * 1024) if size >= 0 else 64 * 1024)
+        time.sleep(len(data) / self._rate)
+        return data
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self._stream, name)
+
+
+class _Served:
+    """A response body that counts what goes out, at the link's rate, and reports when
+    the server is done with it (WSGI calls close)."""
+
+    def __init__(
+        self, body: Iterable[bytes], finished: Callable[[], None], entry: dict, rate: float
+    ) -> None:
         self._body = body
         self._finished: Callable[[], None] | None = finished
+        self._entry = entry
+        self._rate = rate
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(self._body)
+        for chunk in self._body:
+            pieces = (
+                [chunk[at : at + 64 * 1024] for at in range(0, len(chunk), 64 * 1024)]
+                if self._rate
+                else [chunk]
+            )
+            for piece in pieces:
+                if self._rate:
+                    time.sleep(len(piece) / self._rate)
+                self._entry["bytes_out"] += len(piece)
+                yield piece
 
     def close(self) -> None:
         try:

@@ -44,6 +44,9 @@ class Settings:
     refresh_count: int = 10
     api_key_lifetime: float = 365 * 24 * 3600.0
     basic_allowed: bool = True
+    # Bytes per second that one S3 request's body moves at, each way (0: as fast as it can):
+    # the per-connection limit of a long link, for tests of what happens meanwhile.
+    link_rate: float = 0.0
 
     def update(self, changes: dict) -> None:
         for name, value in changes.items():

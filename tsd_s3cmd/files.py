@@ -25,8 +25,11 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
+
+from .scheduler import STOP_GRACE
 
 TYPE_CHECKING = False  # typing is not loaded at run time; see cli.py
 if TYPE_CHECKING:
@@ -182,7 +185,12 @@ class Ahead:
         discarded.
         """
         interrupted: BaseException | None = None
+        deadline = None
         while running:
+            if self.scheduler.stopped:  # a call that waits for an answer cannot be woken
+                deadline = deadline or time.monotonic() + STOP_GRACE
+                if time.monotonic() > deadline:
+                    break
             try:
                 job = finished.get(timeout=WAKE)
             except queue.Empty:

@@ -120,7 +120,7 @@ class Progress:
         )
 
     def _draw(self, force: bool) -> None:
-        if self._terminal is None:
+        if self._terminal is None or not self.files:
             return
         now = self._clock()
         if not force and now - self._drawn_at < REDRAW:

@@ -231,7 +231,7 @@ class Scheduler:
                                                                work, part))
         try:
             with group.done:
-                while group.left:
+                while group.left and not self.stopped:
                     group.done.wait(0.05 if while_waiting else 0.5)
                     if while_waiting is not None:
                         group.done.release()
@@ -243,6 +243,9 @@ class Scheduler:
             self.stop()
             self._wait_for(group)
             raise
+        if self.stopped:  # parts that wait for an answer cannot be woken: not for long
+            self._wait_for(group)
+            raise Stopped
         if while_waiting is not None:
             while_waiting()
         if group.failure is not None:

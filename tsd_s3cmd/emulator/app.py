@@ -23,6 +23,7 @@ from .gateway import S3Call, Storage, chunks, error_body, judge
 from .identity import Identity, Refused
 
 StartResponse = Callable[..., Callable[[bytes], None]]
+_FAULT_CODES = {404: "NoSuchKey", 500: "InternalError", 503: "ServiceUnavailable"}
 
 
 @lru_cache(maxsize=64)
@@ -45,26 +46,34 @@ def _decoded_path(environ: dict) -> str:
 
 
 class Faults:
-    """Failures tests ask for: the next N S3 requests answered badly or dropped."""
+    """Failures tests ask for: the next N S3 requests answered badly or dropped, or every
+    request for some objects (``fail_keys``) answered badly until told otherwise."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.fail_next = 0
         self.status = 503
         self.drop_next = 0
+        self.fail_keys: list[str] = []
 
     def set(self, body: dict) -> dict:
         with self._lock:
+            if "fail_next" in body or "fail_keys" in body:
+                self.status = int(body.get("status", 503))
             if "fail_next" in body:
                 self.fail_next = int(body["fail_next"])
-                self.status = int(body.get("status", 503))
+            if "fail_keys" in body:
+                self.fail_keys = [str(key) for key in body["fail_keys"]]
             if "drop_next" in body:
                 self.drop_next = int(body["drop_next"])
-            return {"fail_next": self.fail_next, "status": self.status, "drop_next": self.drop_next}
+            return {"fail_next": self.fail_next, "status": self.status,
+                    "drop_next": self.drop_next, "fail_keys": self.fail_keys}  # fmt: skip
 
-    def take(self) -> tuple[str, int] | None:
-        """The fault for this request, if one is pending: ("drop", 0) or ("fail", status)."""
+    def take(self, key: str) -> tuple[str, int] | None:
+        """The fault for a request on ``key``, if one is due: ("drop", 0) or ("fail", status)."""
         with self._lock:
+            if key and key in self.fail_keys:
+                return "fail", self.status
             if self.drop_next > 0:
                 self.drop_next -= 1
                 return "drop", 0
@@ -158,13 +167,14 @@ class EmulatorApp:
         entry["token_type"] = _token_type(token)
         entry["project"] = environ.get("HTTP_X_PROJECT_SELECT") or None
         call = S3Call.parse(environ)
-        fault = self.faults.take()
+        fault = self.faults.take(call.key)
         try:
             if fault is not None:
                 if fault[0] == "drop":
                     _drain(environ)
                     _drop(environ)
-                raise Refused(fault[1], "injected fault", "ServiceUnavailable")  # drained below
+                code = _FAULT_CODES.get(fault[1], "InjectedFault")
+                raise Refused(fault[1], "injected fault", code)  # drained below
             if self.token_check:
                 project = judge(self.identity, environ, call, token).pnum
             else:
@@ -243,6 +253,11 @@ class _Slow:
         data = self._stream.read(min(size, 64 * 1024) if size >= 0 else 64 * 1024)
         time.sleep(len(data) / self._rate)
         return data
+
+    def readinto(self, buffer: bytearray) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
     def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
         return getattr(self._stream, name)

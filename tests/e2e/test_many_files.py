@@ -267,7 +267,9 @@ def test_a_download_that_fails_leaves_the_others_and_stop_on_error_stops_as_s3cm
 
 
 @pytest.mark.slow
-def test_many_small_files_move_several_at_once_under_one_budget(loggedin: Tsd, tmp_path: Path) -> None:
+def test_many_small_files_move_several_at_once_under_one_budget(
+    loggedin: Tsd, tmp_path: Path
+) -> None:
     tsd = loggedin
     make_tree(tmp_path / "up", small=60, large=0)
     tsd.emulator.settings(link_rate=100_000)  # a long link: each file takes a while

@@ -26,13 +26,14 @@ everything belongs to s3cmd):
   --basic                get import tokens with the API key alone, no
                          one-time code (TSD allows it only from registered
                          addresses); for batch jobs
-  --parallel N           parts of one large file moved at once (default 10;
-                         1 moves them one at a time, as s3cmd does)
+  --parallel N           requests at once for the whole command: files and
+                         parts of large files (default 10; 1 sends one at
+                         a time, as s3cmd does)
   --print-token-for CMD [ARGS]
                          print the token 'CMD ARGS' needs, the one a run
                          of it would use (log in if necessary)
   --status               per project: registration, s3cmd config, cached
-                         tokens; and unfinished uploads
+                         tokens; and unfinished uploads and downloads
   --logout               forget cached tokens (all, or of --env/--project)
   --completion SHELL     print a completion script for bash, zsh or fish
   --guide, -h, --help    this text
@@ -105,8 +106,9 @@ Getting started
 
        tsd-s3cmd --multipart-chunk-size-mb=200 sync mydir s3://mybucket
 
-   If it breaks off, run it again (with --upload-id ID if a large file was
-   halfway).
+   If it breaks off, run it again: what is there already is not sent again,
+   and tsd-s3cmd prints the command that finishes a large file that was
+   halfway (an upload of its own, with --upload-id).
 
 5. Download. Data leaves TSD only through the bucket export-bucket, which is
    the folder /tsd/pNN/data/durable/s3-api/export-bucket inside TSD; only
@@ -123,16 +125,25 @@ Getting started
 6. The test API: add --usetest (or --env test) to any command, including
    --setup and --register.
 
-7. Large files. A file larger than the part size (s3cmd's
-   --multipart-chunk-size-mb, 15 MB unless you say otherwise) moves as
-   several parts at once, 10 by default, up and down: over a long or busy
-   link that is several times faster than one part at a time. Each part
-   may be as large as you like; memory does not grow with it. A download
-   goes into a hidden temporary file beside the destination and takes the
-   destination's name only when it is whole and its MD5 checked.
-   --parallel N (or TSD_S3CMD_PARALLEL=N in a batch job) changes the
-   number; --parallel 1 is s3cmd's one-at-a-time. --limit-rate caps the
-   whole file, not each part.
+7. Many files and large files. s3cmd sends one request at a time;
+   tsd-s3cmd keeps up to 10 on their way for the whole command: several
+   files at once, and the parts of a file larger than the part size
+   (s3cmd's --multipart-chunk-size-mb, 15 MB unless you say otherwise).
+   Over a long or busy link that is many times faster. What is sent, and
+   the line printed for each file, are s3cmd's own; the lines come as the
+   files finish, and at a terminal one line below them counts the whole
+   command. --parallel N (or TSD_S3CMD_PARALLEL=N in a batch job) changes
+   the number; --parallel 1 is s3cmd's one-at-a-time. --limit-rate caps
+   the whole command, and the earliest part gets the bytes first, so parts
+   finish one after the other.
+
+   Stopping costs little. Ctrl-C, SIGTERM (a batch job's time limit) and
+   SIGHUP stop at once, print what resumes an unfinished upload, and exit
+   with 130, 143 and 129. A download goes into a hidden file beside the
+   destination (.NAME.tsd-s3cmd.part), which takes the destination's name
+   only when it is whole and its MD5 checked; stopped in any way, even
+   killed, it is continued by the same command run again, which fetches
+   only what was missing. 'tsd-s3cmd --status' lists both kinds.
 
 8. Long transfers and batch jobs. Tokens are refreshed while a transfer
    runs, and many tsd-s3cmd processes started at once (a Slurm array) share

@@ -244,7 +244,7 @@ def test_two_downloads_to_one_destination_at_once_do_not_corrupt_each_other(  # 
 def test_sigterm_during_a_sync_down_stops_it_with_143_and_nothing_half_written(  # type: ignore[no-untyped-def]
     exported, tmp_path: Path
 ) -> None:
-    tsd, data = exported
+    tsd, _ = exported
     for i in range(30):
         tsd.emulator.place("p11", "export-bucket", f"many/{i:02d}.bin", os.urandom(300_000))
     tsd.emulator.settings(link_rate=300_000)

@@ -291,7 +291,7 @@ def _run_s3cmd(
     parallel: str | None,
     s3cmd_args: Sequence[str],
 ) -> int:
-    from . import token_choice
+    from . import md5_cache, token_choice
     from .parallel import workers_from
     from .runner import S3cmdRun
     from .s3configs import for_run
@@ -340,6 +340,7 @@ def _run_s3cmd(
         check_host="TSD_API_URL" not in context.environ,
         stored_config=for_run(context.config_dir, env, known, context.environ),
         parallel=workers,
+        md5_caches=md5_cache.directory(context.cache_home, context.environ),
     )
     return run.run(s3cmd_args)
 

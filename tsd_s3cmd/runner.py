@@ -13,7 +13,7 @@ import shlex
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from . import s3cmd_shim, s3configs, token_choice
+from . import md5_cache, s3cmd_shim, s3configs, token_choice
 from .context import PROG
 from .errors import ConfigError, TsdError
 
@@ -104,12 +104,14 @@ class S3cmdRun:
         check_host: bool,
         stored_config: StoredConfig | None = None,
         parallel: int = 1,
+        md5_caches: Path | None = None,
     ) -> None:
         """``header_source(token_type, args)`` is called once s3cmd has parsed its arguments.
 
         ``stored_config``: the project's config from ``--setup``, which s3cmd
         uses unless its command line names another (``-c FILE``). ``parallel``:
-        how many parts of one file move at once.
+        how many parts of one file move at once. ``md5_caches``: the directory
+        of sync's MD5 caches, None for none.
         """
         self.context = context
         self.store = store
@@ -119,6 +121,8 @@ class S3cmdRun:
         self._check_host = check_host
         self.stored_config = stored_config
         self.parallel = parallel
+        self._md5_caches = md5_caches
+        self.md5_cache: Path | None = None
         self._source: HeaderSource | None = None
         self.unfinished: dict[str, tuple[str, str]] = {}
 
@@ -139,6 +143,8 @@ class S3cmdRun:
                     f"{options.config} sends requests to {host}, but the {self.env.name} "
                     f"environment is {self.env.host}; choose another with --env or fix host_base"
                 )
+        if self._md5_caches is not None:
+            self.md5_cache = md5_cache.file_for(self._md5_caches, args)
         if token_type is not None:
             self._source = self._make_source(token_type, args)
 

@@ -36,6 +36,9 @@ with these hooks and fixes:
    sizes ``FileLists.fetch_remote_list`` reported; one named on the command
    line costs a HEAD. Everything smaller, stdin and stdout take s3cmd's own
    path, byte for byte.
+7. ``S3.FileLists.fetch_local_list``: a ``sync`` without ``--cache-file``
+   keeps s3cmd's MD5 cache in the file the runner chose (md5_cache.py), with
+   a HashCache that loads and saves it privately.
 
 The script is compiled once and its code kept in the user's cache directory
 (validated by the script's path, size and mtime and the Python version): plain
@@ -75,6 +78,7 @@ if TYPE_CHECKING:
         """What the runner supplies to a run of s3cmd."""
 
         parallel: int  # parts of one file at once; 1 is s3cmd's own way
+        md5_cache: Path | None  # sync's MD5 cache when --cache-file is not given
 
         def parsed(self, options: optparse.Values, args: Sequence[str]) -> None:
             """s3cmd has parsed its command line (``args[0]`` is the command)."""
@@ -200,7 +204,7 @@ def _incompatibility() -> str | None:
     for method in ("initiate_multipart_upload", "complete_multipart_upload", "abort_upload"):
         if not callable(getattr(upload, method, None)):
             return f"MultiPartUpload.{method} is missing"
-    return _parallel_incompatibility(s3_module, upload)
+    return _md5_cache_incompatibility() or _parallel_incompatibility(s3_module, upload)
 
 
 # What the parallel parts call, and the parameters they pass, by name.
@@ -342,11 +346,98 @@ def _hooks_installed(hooks: Hooks, default_config: Path | None) -> Iterator[None
             _patched(upload_class, "complete_multipart_upload", complete),
             _patched(upload_class, "abort_upload", abort),
             _patched(S3Uri.S3UriFile, "_re", whole_names),
+            _md5_cache_installed(hooks),
             _parallel_installed(hooks.parallel),
         ):
             yield
     finally:
         logging.getLogger().removeFilter(redact)
+
+
+# -- the MD5 cache -------------------------------------------------------------------
+
+
+def _md5_cache_incompatibility() -> str | None:
+    """Whether s3cmd still reads its MD5 cache the way hook 7 supplies it."""
+    from S3 import Config, FileLists, HashCache
+
+    names = FileLists.fetch_local_list.__code__.co_names
+    if not {"HashCache", "cache_file"} <= set(names):
+        return "FileLists.fetch_local_list no longer keeps its MD5s in a HashCache at cache_file"
+    if not hasattr(Config.Config, "cache_file"):
+        return "Config has no cache_file"
+    if not isinstance(getattr(HashCache.HashCache(), "inodes", None), dict):
+        return "HashCache no longer keeps its MD5s in inodes"
+    return None
+
+
+@contextmanager
+def _md5_cache_installed(hooks: Hooks) -> Iterator[None]:
+    """Hook 7: s3cmd's MD5 cache in ``hooks.md5_cache`` unless ``--cache-file`` names one.
+
+    s3cmd reads ``cache_file`` only while it lists local files
+    (``fetch_local_list``); for that while it is set to our file, and the
+    HashCache made there is one that keeps the file private. Loading a pickle
+    is running code, so it is loaded only from a file of this user's that no
+    one else can write, and only as plain data; anything wrong with it is an
+    empty cache. It is saved 0600 through a temporary file and a rename: of
+    many runs at once (a job array) the last one's file stays, whole. A
+    ``--cache-file`` the user gives is s3cmd's alone, as it always was
+    (``--cache-file=/dev/null`` is no cache).
+    """
+    from S3 import Config, FileLists, HashCache
+
+    class PrivateCache(HashCache.HashCache):
+        def load(self, f: str) -> None:
+            self.inodes = _load_md5s(Path(f))
+
+        def save(self, f: str) -> None:
+            import pickle
+
+            _write_private(Path(f), pickle.dumps({"inodes": self.inodes, "version": 1}))
+
+    original_fetch = FileLists.fetch_local_list
+
+    def fetch_local_list(*args: Any, **kwargs: Any) -> Any:
+        config = Config.Config()
+        if config.cache_file or hooks.md5_cache is None:
+            return original_fetch(*args, **kwargs)
+        with (
+            _patched(config, "cache_file", str(hooks.md5_cache)),
+            _patched(FileLists, "HashCache", PrivateCache),
+        ):
+            return original_fetch(*args, **kwargs)
+
+    with _patched(FileLists, "fetch_local_list", fetch_local_list):
+        yield
+
+
+def _load_md5s(path: Path) -> dict[Any, Any]:
+    """The MD5s kept in ``path``: none if it is damaged or others could have written it."""
+    import io
+    import pickle
+
+    from .private_files import PrivateDir
+
+    class PlainData(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            raise pickle.UnpicklingError(f"{module}.{name} is not plain data")
+
+    try:
+        data = PrivateDir(path.parent).read(path.name, "an MD5 cache") or b""
+        saved = PlainData(io.BytesIO(data)).load()
+        inodes = saved["inodes"] if saved["version"] == 1 else {}
+        # {device: {inode: {mtime: {"md5": ..., "size": ...}}}}, as HashCache.add makes it
+        for entry in (e for i in inodes.values() for m in i.values() for e in m.values()):
+            if not (isinstance(entry["md5"], str) and isinstance(entry["size"], int)):
+                raise ValueError(f"an entry is {entry!r}")
+    except ConfigError as err:  # exposed, or not a file
+        logging.info("Ignoring the MD5 cache: %s", err)
+    except Exception:  # damaged: it is only a cache, rebuilt as the files are read
+        logging.info("Ignoring the MD5 cache %s: it is damaged", path)
+    else:
+        return inodes  # type: ignore[no-any-return]
+    return {}
 
 
 # -- parallel parts ------------------------------------------------------------------

@@ -4,16 +4,17 @@ The runner is the s3cmd side of a run. When s3cmd has parsed its command
 line it checks the s3cmd config and picks the token type; it hands each
 request the TSD headers; it remembers multipart uploads in flight and, when a
 run ends badly, prints the ``tsd-s3cmd --upload-id ...`` command that
-resumes them.
+resumes them (resume.py makes it work from any directory).
 """
 
 from __future__ import annotations
 
+import os
 import shlex
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from . import md5_cache, s3cmd_shim, s3configs, token_choice
+from . import md5_cache, resume, s3cmd_shim, s3configs, token_choice
 from .context import PROG
 from .errors import ConfigError, TsdError
 
@@ -77,20 +78,6 @@ def read_s3cfg(path: Path, env: ApiEnvironment, environ: Mapping[str, str]) -> d
     return settings
 
 
-def resume_command(argv: Sequence[str], upload_id: str) -> str:
-    """The user's command again, with ``--upload-id`` set to ``upload_id``."""
-    kept: list[str] = []
-    rest = iter(argv)
-    for arg in rest:
-        if arg == "--":  # what follows is file names, kept as they are
-            kept += [arg, *rest]
-        elif arg == "--upload-id":
-            next(rest, None)
-        elif not arg.startswith("--upload-id="):
-            kept.append(arg)
-    return shlex.join([PROG, "--upload-id", upload_id, *kept])
-
-
 class S3cmdRun:
     """One run of s3cmd: implements the shim's hooks."""
 
@@ -124,11 +111,16 @@ class S3cmdRun:
         self._md5_caches = md5_caches
         self.md5_cache: Path | None = None
         self._source: HeaderSource | None = None
+        self._parser: optparse.OptionParser | None = None
+        self._resume_words: list[str] | None = None
         self.unfinished: dict[str, tuple[str, str]] = {}
 
     # -- hooks -----------------------------------------------------------------
 
-    def parsed(self, options: optparse.Values, args: Sequence[str]) -> None:
+    def parsed(
+        self, options: optparse.Values, args: Sequence[str], parser: optparse.OptionParser
+    ) -> None:
+        self._parser = parser
         if getattr(options, "show_version", False) or getattr(options, "dump_config", False):
             return
         token_type = token_choice.token_for(args, getattr(options, "run_configure", False))
@@ -161,7 +153,7 @@ class S3cmdRun:
                 {
                     "source": source,
                     "destination": destination,
-                    "command": resume_command(self.argv, upload_id),
+                    "command": self._resume_command(upload_id),
                     "started": self.context.clock(),
                 },
             )
@@ -189,10 +181,20 @@ class S3cmdRun:
             self._print_resume()
         return status
 
+    def _resume_command(self, upload_id: str) -> str:
+        if self._resume_words is None:
+            assert self._parser is not None  # an upload starts after s3cmd has parsed
+            try:
+                cwd = os.getcwd()
+            except OSError:  # the directory is gone: a relative path cannot be resolved
+                cwd = ""
+            self._resume_words = resume.anywhere(self.argv, self._parser, cwd)
+        return resume.resume_command(self._resume_words, upload_id)
+
     def _print_resume(self) -> None:
         for upload_id, (source, destination) in self.unfinished.items():
             self.context.message(
                 f"the upload of '{source}' to {destination} is unfinished; resume it with:\n"
-                f"  {resume_command(self.argv, upload_id)}\n"
+                f"  {self._resume_command(upload_id)}\n"
                 f"or abandon it with:\n  {shlex.join([PROG, 'abortmp', destination, upload_id])}"
             )

@@ -11,8 +11,9 @@ with these hooks and fixes:
    there, so they are covered by the AWS signature and a token renewed during
    a long transfer is used from the next request on.
 2. ``optparse.OptionParser``: s3cmd parses its own command line; a subclass
-   hands the result (command, arguments, config path) to tsd-s3cmd, so the
-   token type follows s3cmd's reading of the arguments, not a copy of it.
+   hands the result (command, arguments, config path) and the parser to
+   tsd-s3cmd, so the token type follows s3cmd's reading of the arguments,
+   not a copy of it, and so does the resume command's reading of the paths.
    It also replaces s3cmd's default config (``~/.s3cfg``) with the project's
    stored one when there is one, so that ``-c FILE`` still wins; and, for
    shell completion, it hands over the parser itself (``vocabulary``).
@@ -80,8 +81,10 @@ if TYPE_CHECKING:
         parallel: int  # parts of one file at once; 1 is s3cmd's own way
         md5_cache: Path | None  # sync's MD5 cache when --cache-file is not given
 
-        def parsed(self, options: optparse.Values, args: Sequence[str]) -> None:
-            """s3cmd has parsed its command line (``args[0]`` is the command)."""
+        def parsed(
+            self, options: optparse.Values, args: Sequence[str], parser: optparse.OptionParser
+        ) -> None:
+            """s3cmd's ``parser`` has parsed its command line (``args[0]`` is the command)."""
 
         def headers(self) -> Mapping[str, str]:
             """Extra headers for the request about to be signed."""
@@ -309,7 +312,7 @@ def _hooks_installed(hooks: Hooks, default_config: Path | None) -> Iterator[None
                     raise _Abort(ConfigError(_NO_DEFAULT_CONFIG))
                 self.defaults["config"] = str(default_config)
             options, positional = super().parse_args(args, values)
-            _guarded(hooks.parsed, options, list(positional))
+            _guarded(hooks.parsed, options, list(positional), self)
             return options, positional
 
     upload_class = MultiPart.MultiPartUpload

@@ -5,7 +5,9 @@ command declares the same options; a unit test keeps the two in step),
 completion.py offers them, and ``split_arguments`` takes them out of a
 command line and leaves every other argument exactly as it was: no word
 splitting, no reordering, names with spaces, unicode or a leading dash
-intact, and nothing after ``--`` touched.
+intact, and nothing after ``--`` touched. ``s3cmd_positions`` says where
+s3cmd's arguments stand, for a resume command that rewrites some of them in
+place.
 """
 
 from __future__ import annotations
@@ -43,23 +45,25 @@ def split_arguments(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     work. From ``--`` on, everything is s3cmd's, ``--`` included, so that
     ``tsd-s3cmd put -- -odd-name s3://b`` reaches s3cmd as typed.
     """
-    tsd: list[str] = []
-    rest: list[str] = []
+    theirs = s3cmd_positions(argv)
+    taken = set(theirs)
+    return [a for i, a in enumerate(argv) if i not in taken], [argv[i] for i in theirs]
+
+
+def s3cmd_positions(argv: Sequence[str]) -> list[int]:
+    """Where s3cmd's arguments stand in ``argv``: everywhere but the TSD options and values."""
+    positions: list[int] = []
     i = 0
     while i < len(argv):
         arg = argv[i]
         if arg == "--":
-            rest.extend(argv[i:])
+            positions.extend(range(i, len(argv)))
             break
         name, has_value, _ = arg.partition("=")
         if arg in TSD_OPTIONS:
-            tsd.append(arg)
-            if TSD_OPTIONS[arg] and i + 1 < len(argv):
-                tsd.append(argv[i + 1])
-                i += 1
-        elif has_value and TSD_OPTIONS.get(name):
-            tsd.append(arg)
-        else:
-            rest.append(arg)
+            if TSD_OPTIONS[arg]:
+                i += 1  # its value
+        elif not (has_value and TSD_OPTIONS.get(name)):
+            positions.append(i)
         i += 1
-    return tsd, rest
+    return positions

@@ -1,9 +1,9 @@
 """The command line: TSD options anywhere, everything else to s3cmd, unchanged and in order.
 
-``split_arguments`` takes the TSD options out of the argument list and
-leaves every other argument exactly as it was: no word splitting, no
-reordering, names with spaces, unicode or a leading dash intact, and nothing
-after ``--`` touched. click parses the TSD part.
+tsd_options.split_arguments takes the TSD options out of the argument list
+and leaves every other argument exactly as it was; click parses the TSD part
+(the click command below declares the options of tsd_options.TSD_OPTIONS; a
+unit test keeps the two in step).
 
 Start-up matters: ``tsd-s3cmd ls`` should cost what ``s3cmd ls`` costs. So a
 command line with no TSD options (the everyday case, with a cached token)
@@ -23,6 +23,7 @@ from . import __version__, broker
 from .context import PROG, Environment
 from .environments import DEFAULT, ENVIRONMENTS
 from .errors import EX_BREAK, EX_IOERR, EX_SOFTWARE, EX_USAGE, TsdError, UsageError
+from .tsd_options import split_arguments
 
 TYPE_CHECKING = False  # typing is not loaded at run time (see above)
 if TYPE_CHECKING:
@@ -33,29 +34,6 @@ if TYPE_CHECKING:
     from .environments import ApiEnvironment
     from .store import Store
 
-# Every TSD option, and whether it takes a value. The click command below
-# declares the same options; a unit test keeps the two in step.
-TSD_OPTIONS = {
-    "--env": True,
-    "--usetest": False,
-    "--usealt": False,
-    "--project": True,
-    "--register": False,
-    "--setup": False,
-    "--forget": False,
-    "--basic": False,
-    "--parallel": True,
-    "--print-token-for": True,
-    "--status": False,
-    "--logout": False,
-    "--completion": True,
-    "--guide": False,
-    "-h": False,
-    "--help": False,
-    "--s3cmd-help": False,
-    "--version": False,
-}
-
 
 class Invocation:
     """One run: the outside world, the whole command line, and s3cmd's part of it."""
@@ -64,36 +42,6 @@ class Invocation:
         self.context = context
         self.argv = argv
         self.s3cmd_args = s3cmd_args
-
-
-def split_arguments(argv: Sequence[str]) -> tuple[list[str], list[str]]:
-    """(TSD options, s3cmd arguments), each in its original order.
-
-    An option is ours only when spelled exactly (s3cmd's abbreviations of its
-    own long options stay s3cmd's); ``--name=value`` and ``--name value`` both
-    work. From ``--`` on, everything is s3cmd's, ``--`` included, so that
-    ``tsd-s3cmd put -- -odd-name s3://b`` reaches s3cmd as typed.
-    """
-    tsd: list[str] = []
-    rest: list[str] = []
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg == "--":
-            rest.extend(argv[i:])
-            break
-        name, has_value, _ = arg.partition("=")
-        if arg in TSD_OPTIONS:
-            tsd.append(arg)
-            if TSD_OPTIONS[arg] and i + 1 < len(argv):
-                tsd.append(argv[i + 1])
-                i += 1
-        elif has_value and TSD_OPTIONS.get(name):
-            tsd.append(arg)
-        else:
-            rest.append(arg)
-        i += 1
-    return tsd, rest
 
 
 def _click_command() -> click.Command:
@@ -343,7 +291,7 @@ def _run_s3cmd(
     parallel: str | None,
     s3cmd_args: Sequence[str],
 ) -> int:
-    from . import token_choice
+    from . import md5_cache, token_choice
     from .runner import S3cmdRun
     from .s3configs import for_run
     from .scheduler import workers_from
@@ -392,6 +340,7 @@ def _run_s3cmd(
         check_host="TSD_API_URL" not in context.environ,
         stored_config=for_run(context.config_dir, env, known, context.environ),
         parallel=workers,
+        md5_caches=md5_cache.directory(context.cache_home, context.environ),
     )
     return run.run(s3cmd_args)
 

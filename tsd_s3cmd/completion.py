@@ -1,7 +1,7 @@
 """``tsd-s3cmd --completion bash|zsh|fish``: a shell completion script.
 
 The script is generated, not written by hand, so that it offers what this
-installation has: the TSD options of cli.py, the environments, and s3cmd's
+installation has: the TSD options of tsd_options.py, the environments, and s3cmd's
 commands and options as the installed s3cmd defines them (read through
 s3cmd_shim.vocabulary, not copied). Generate it again after upgrading s3cmd.
 
@@ -18,6 +18,7 @@ from contextlib import suppress
 from .context import Environment
 from .environments import ENVIRONMENTS
 from .errors import TsdError, UsageError
+from .tsd_options import TSD_OPTIONS
 
 TYPE_CHECKING = False  # typing is not loaded at run time; see cli.py
 if TYPE_CHECKING:
@@ -67,7 +68,6 @@ def completion_for(context: Environment, shell: str, env: ApiEnvironment) -> int
     if shell not in SHELLS:
         raise UsageError(f"--completion takes bash, zsh or fish, not {shell!r}")
     from . import s3cmd_shim
-    from .cli import TSD_OPTIONS
 
     commands, options = s3cmd_shim.vocabulary(context.cache_home / "tsd-s3cmd")
     words = Words(TSD_OPTIONS, commands, options)

@@ -154,6 +154,11 @@ Getting started
    The token alone goes to stdout; stderr explains how to use it:
    TSD_S3CMD_TOKEN="$T" tsd-s3cmd ... uses it with no login at all.
 
+   A sync run again reads only the local files that changed: the MD5s of
+   the others are kept (s3cmd's --cache-file, in ~/.cache/tsd-s3cmd),
+   trusted while a file's size, mtime and inode stay the same.
+   TSD_S3CMD_MD5_CACHE=0 turns that off.
+
 9. All of s3cmd's commands that talk to S3 work (cp, mv, del, rb, info,
    du, la, multipart, listmp, abortmp, 'put -' from stdin, ...). Two kinds
    cannot work with TSD and are refused with the reason: signurl (a

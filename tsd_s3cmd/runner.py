@@ -4,7 +4,7 @@ The runner is the s3cmd side of a run. When s3cmd has parsed its command
 line it checks the s3cmd config and picks the token type; it hands each
 request the TSD headers; it remembers multipart uploads in flight and, when a
 run ends badly, prints the ``tsd-s3cmd --upload-id ...`` command that
-resumes them.
+resumes them (resume.py makes it work from any directory).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import shlex
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from . import s3cmd_shim, s3configs, token_choice
+from . import md5_cache, resume, s3cmd_shim, s3configs, token_choice
 from .context import PROG
 from .errors import ConfigError, TsdError
 
@@ -78,20 +78,6 @@ def read_s3cfg(path: Path, env: ApiEnvironment, environ: Mapping[str, str]) -> d
     return settings
 
 
-def resume_command(argv: Sequence[str], upload_id: str) -> str:
-    """The user's command again, with ``--upload-id`` set to ``upload_id``."""
-    kept: list[str] = []
-    rest = iter(argv)
-    for arg in rest:
-        if arg == "--":  # what follows is file names, kept as they are
-            kept += [arg, *rest]
-        elif arg == "--upload-id":
-            next(rest, None)
-        elif not arg.startswith("--upload-id="):
-            kept.append(arg)
-    return shlex.join([PROG, "--upload-id", upload_id, *kept])
-
-
 class S3cmdRun:
     """One run of s3cmd: implements the shim's hooks."""
 
@@ -105,12 +91,14 @@ class S3cmdRun:
         check_host: bool,
         stored_config: StoredConfig | None = None,
         parallel: int = 1,
+        md5_caches: Path | None = None,
     ) -> None:
         """``header_source(token_type, args)`` is called once s3cmd has parsed its arguments.
 
         ``stored_config``: the project's config from ``--setup``, which s3cmd
         uses unless its command line names another (``-c FILE``). ``parallel``:
-        how many parts of one file move at once.
+        how many parts of one file move at once. ``md5_caches``: the directory
+        of sync's MD5 caches, None for none.
         """
         self.context = context
         self.store = store
@@ -120,13 +108,20 @@ class S3cmdRun:
         self._check_host = check_host
         self.stored_config = stored_config
         self.parallel = parallel
+        self._md5_caches = md5_caches
+        self.md5_cache: Path | None = None
         self._source: HeaderSource | None = None
+        self._parser: optparse.OptionParser | None = None
+        self._command: resume.Command | None = None
         self.unfinished: dict[str, tuple[str, str]] = {}
         self.unfinished_downloads: dict[str, tuple[str, str]] = {}
 
     # -- hooks -----------------------------------------------------------------
 
-    def parsed(self, options: optparse.Values, args: Sequence[str]) -> None:
+    def parsed(
+        self, options: optparse.Values, args: Sequence[str], parser: optparse.OptionParser
+    ) -> None:
+        self._parser = parser
         if getattr(options, "show_version", False) or getattr(options, "dump_config", False):
             return
         token_type = token_choice.token_for(args, getattr(options, "run_configure", False))
@@ -141,6 +136,8 @@ class S3cmdRun:
                     f"{options.config} sends requests to {host}, but the {self.env.name} "
                     f"environment is {self.env.host}; choose another with --env or fix host_base"
                 )
+        if self._md5_caches is not None:
+            self.md5_cache = md5_cache.file_for(self._md5_caches, args)
         if token_type is not None:
             self._source = self._make_source(token_type, args)
 
@@ -157,7 +154,7 @@ class S3cmdRun:
                 {
                     "source": source,
                     "destination": destination,
-                    "command": resume_command(self.argv, upload_id),
+                    "command": self._resume_command(upload_id, source, destination),
                     "started": self.context.clock(),
                 },
             )
@@ -177,8 +174,7 @@ class S3cmdRun:
                     "source": source,
                     "destination": destination,
                     "size": size,
-                    "command": shlex.join([PROG, *self.argv]),
-                    "directory": os.getcwd(),
+                    "command": self._read_command().again(),
                     "started": self.context.clock(),
                 },
             )
@@ -206,16 +202,36 @@ class S3cmdRun:
             self._print_resume()
         return status
 
+    def _read_command(self) -> resume.Command:
+        """The command line with its local paths absolute (read once, the first time needed)."""
+        if self._command is None:
+            assert self._parser is not None  # a transfer starts after s3cmd has parsed
+            self._command = resume.read(self.argv, self._parser, _cwd())
+        return self._command
+
+    def _resume_command(self, upload_id: str, source: str, destination: str) -> str:
+        return self._read_command().resume(
+            upload_id, os.path.join(_cwd(), source), destination
+        )
+
     def _print_resume(self) -> None:
         for partial, (source, destination) in self.unfinished_downloads.items():
             self.context.message(
                 f"the download of {source} to '{destination}' is unfinished; what has arrived "
                 f"is kept in {partial}, and the same command run again continues it:\n"
-                f"  {shlex.join([PROG, *self.argv])}"
+                f"  {self._read_command().again()}"
             )
         for upload_id, (source, destination) in self.unfinished.items():
             self.context.message(
                 f"the upload of '{source}' to {destination} is unfinished; resume it with:\n"
-                f"  {resume_command(self.argv, upload_id)}\n"
+                f"  {self._resume_command(upload_id, source, destination)}\n"
                 f"or abandon it with:\n  {shlex.join([PROG, 'abortmp', destination, upload_id])}"
             )
+
+
+def _cwd() -> str:
+    """Where relative paths start; empty if the directory is gone (they cannot be resolved)."""
+    try:
+        return os.getcwd()
+    except OSError:
+        return ""

@@ -11,8 +11,9 @@ s3cmd_script.py finds, compiles and caches it) with these hooks and fixes:
    there, so they are covered by the AWS signature and a token renewed during
    a long transfer is used from the next request on.
 2. ``optparse.OptionParser``: s3cmd parses its own command line; a subclass
-   hands the result (command, arguments, config path) to tsd-s3cmd, so the
-   token type follows s3cmd's reading of the arguments, not a copy of it.
+   hands the result (command, arguments, config path) and the parser to
+   tsd-s3cmd, so the token type follows s3cmd's reading of the arguments,
+   not a copy of it, and so does the resume command's reading of the paths.
    It also replaces s3cmd's default config (``~/.s3cfg``) with the project's
    stored one when there is one, so that ``-c FILE`` still wins; and, for
    shell completion, it hands over the parser itself (``vocabulary``).
@@ -29,7 +30,10 @@ s3cmd_script.py finds, compiles and caches it) with these hooks and fixes:
    request at a time (its multipart code says "TODO use num_processes to
    thread it"). s3cmd_transfers.py holds those hook points (its docstring
    lists them); the engine behind them lives in modules of its own.
-7. SIGTERM and SIGHUP (a batch system's time limit, a closed terminal) stop a
+7. ``S3.FileLists.fetch_local_list``: a ``sync`` without ``--cache-file``
+   keeps s3cmd's MD5 cache in the file the runner chose (md5_cache.py), with
+   a HashCache that loads and saves it privately.
+8. SIGTERM and SIGHUP (a batch system's time limit, a closed terminal) stop a
    run as Ctrl-C does: what is running stops, the resume command is printed,
    and the exit status is 128 + the signal.
 
@@ -62,9 +66,12 @@ if TYPE_CHECKING:
         """What the runner supplies to a run of s3cmd."""
 
         parallel: int  # requests at once; 1 is s3cmd's own way
+        md5_cache: Path | None  # sync's MD5 cache when --cache-file is not given
 
-        def parsed(self, options: optparse.Values, args: Sequence[str]) -> None:
-            """s3cmd has parsed its command line (``args[0]`` is the command)."""
+        def parsed(
+            self, options: optparse.Values, args: Sequence[str], parser: optparse.OptionParser
+        ) -> None:
+            """s3cmd's ``parser`` has parsed its command line (``args[0]`` is the command)."""
 
         def headers(self) -> Mapping[str, str]:
             """Extra headers for the request about to be signed."""
@@ -178,7 +185,7 @@ def _incompatibility() -> str | None:
     for method in ("initiate_multipart_upload", "complete_multipart_upload", "abort_upload"):
         if not callable(getattr(upload, method, None)):
             return f"MultiPartUpload.{method} is missing"
-    return None
+    return _md5_cache_incompatibility()
 
 
 @contextmanager
@@ -203,7 +210,7 @@ def _hooks_installed(
                     raise _Abort(ConfigError(_NO_DEFAULT_CONFIG))
                 self.defaults["config"] = str(default_config)
             options, positional = super().parse_args(args, values)
-            _guarded(hooks.parsed, options, list(positional))
+            _guarded(hooks.parsed, options, list(positional), self)
             return options, positional
 
     upload_class = MultiPart.MultiPartUpload
@@ -240,11 +247,98 @@ def _hooks_installed(
             patched(upload_class, "complete_multipart_upload", complete),
             patched(upload_class, "abort_upload", abort),
             patched(S3Uri.S3UriFile, "_re", whole_names),
+            _md5_cache_installed(hooks),
             _engine_installed(hooks, namespace, stop),
         ):
             yield
     finally:
         logging.getLogger().removeFilter(redact)
+
+
+# -- the MD5 cache -------------------------------------------------------------------
+
+
+def _md5_cache_incompatibility() -> str | None:
+    """Whether s3cmd still reads its MD5 cache the way hook 7 supplies it."""
+    from S3 import Config, FileLists, HashCache
+
+    names = FileLists.fetch_local_list.__code__.co_names
+    if not {"HashCache", "cache_file"} <= set(names):
+        return "FileLists.fetch_local_list no longer keeps its MD5s in a HashCache at cache_file"
+    if not hasattr(Config.Config, "cache_file"):
+        return "Config has no cache_file"
+    if not isinstance(getattr(HashCache.HashCache(), "inodes", None), dict):
+        return "HashCache no longer keeps its MD5s in inodes"
+    return None
+
+
+@contextmanager
+def _md5_cache_installed(hooks: Hooks) -> Iterator[None]:
+    """Hook 7: s3cmd's MD5 cache in ``hooks.md5_cache`` unless ``--cache-file`` names one.
+
+    s3cmd reads ``cache_file`` only while it lists local files
+    (``fetch_local_list``); for that while it is set to our file, and the
+    HashCache made there is one that keeps the file private. Loading a pickle
+    is running code, so it is loaded only from a file of this user's that no
+    one else can write, and only as plain data; anything wrong with it is an
+    empty cache. It is saved 0600 through a temporary file and a rename: of
+    many runs at once (a job array) the last one's file stays, whole. A
+    ``--cache-file`` the user gives is s3cmd's alone, as it always was
+    (``--cache-file=/dev/null`` is no cache).
+    """
+    from S3 import Config, FileLists, HashCache
+
+    class PrivateCache(HashCache.HashCache):
+        def load(self, f: str) -> None:
+            self.inodes = _load_md5s(Path(f))
+
+        def save(self, f: str) -> None:
+            import pickle
+
+            s3cmd_script.write_private(Path(f), pickle.dumps({"inodes": self.inodes, "version": 1}))
+
+    original_fetch = FileLists.fetch_local_list
+
+    def fetch_local_list(*args: Any, **kwargs: Any) -> Any:
+        config = Config.Config()
+        if config.cache_file or hooks.md5_cache is None:
+            return original_fetch(*args, **kwargs)
+        with (
+            patched(config, "cache_file", str(hooks.md5_cache)),
+            patched(FileLists, "HashCache", PrivateCache),
+        ):
+            return original_fetch(*args, **kwargs)
+
+    with patched(FileLists, "fetch_local_list", fetch_local_list):
+        yield
+
+
+def _load_md5s(path: Path) -> dict[Any, Any]:
+    """The MD5s kept in ``path``: none if it is damaged or others could have written it."""
+    import io
+    import pickle
+
+    from .private_files import PrivateDir
+
+    class PlainData(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            raise pickle.UnpicklingError(f"{module}.{name} is not plain data")
+
+    try:
+        data = PrivateDir(path.parent).read(path.name, "an MD5 cache") or b""
+        saved = PlainData(io.BytesIO(data)).load()
+        inodes = saved["inodes"] if saved["version"] == 1 else {}
+        # {device: {inode: {mtime: {"md5": ..., "size": ...}}}}, as HashCache.add makes it
+        for entry in (e for i in inodes.values() for m in i.values() for e in m.values()):
+            if not (isinstance(entry["md5"], str) and isinstance(entry["size"], int)):
+                raise ValueError(f"an entry is {entry!r}")
+    except ConfigError as err:  # exposed, or not a file
+        logging.info("Ignoring the MD5 cache: %s", err)
+    except Exception:  # damaged: it is only a cache, rebuilt as the files are read
+        logging.info("Ignoring the MD5 cache %s: it is damaged", path)
+    else:
+        return inodes  # type: ignore[no-any-return]
+    return {}
 
 
 @contextmanager
@@ -280,7 +374,7 @@ class _Signalled(KeyboardInterrupt):
 
 
 class _Stop:
-    """Hook 7: SIGINT, SIGTERM and SIGHUP stop the engine, then interrupt s3cmd."""
+    """Hook 8: SIGINT, SIGTERM and SIGHUP stop the engine, then interrupt s3cmd."""
 
     def __init__(self) -> None:
         self.signal: int | None = None

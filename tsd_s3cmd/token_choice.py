@@ -46,7 +46,7 @@ UNUSABLE_COMMANDS = {
 _S3_URI = re.compile(r"^s3:///*([^/]*)", re.IGNORECASE)
 
 
-def _is_remote(arg: str) -> bool:
+def is_remote(arg: str) -> bool:
     return arg.lower().startswith("s3://")
 
 
@@ -82,7 +82,7 @@ def token_type_for(command: str, args: Sequence[str] = ()) -> str:
         return EXPORT
     if command == "sync" and len(args) >= 2:
         *sources, destination = args
-        if not _is_remote(destination) and all(_is_remote(s) for s in sources):
+        if not is_remote(destination) and all(is_remote(s) for s in sources):
             return EXPORT
     return IMPORT
 
@@ -97,7 +97,7 @@ def download_buckets(args: Sequence[str]) -> list[str]:
         return []
     command, rest = args[0].lower(), list(args[1:])
     if command == "get":
-        sources = [a for a in rest if _is_remote(a)]
+        sources = [a for a in rest if is_remote(a)]
     elif command == "sync" and token_type_for(command, rest) == EXPORT:
         sources = rest[:-1]
     else:

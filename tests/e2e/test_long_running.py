@@ -44,14 +44,14 @@ def bucket_and_file(tsd: Tsd, bucket: str, path: Path, size: int) -> Path:
     return path
 
 
-def start(tsd: Tsd, *args: str) -> subprocess.Popen:
+def start(tsd: Tsd, *args: str, cwd: Path | None = None) -> subprocess.Popen:
     return subprocess.Popen(
         [str(BIN / "tsd-s3cmd"), *args],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=tsd.env,
-        cwd=tsd.home,
+        cwd=cwd or tsd.home,
         start_new_session=True,
     )
 
@@ -97,16 +97,27 @@ def test_sixteen_processes_share_one_refresh(make_tsd, tmp_path: Path) -> None: 
     json.loads((tsd.config_dir / "tokens.json").read_text())
 
 
+def printed_resume_line(stderr: str) -> str:
+    """The resume command a failed upload printed, as a line for the shell."""
+    return next(
+        line.strip() for line in stderr.splitlines() if line.startswith("  tsd-s3cmd --upload-id")
+    )
+
+
 def printed_resume(stderr: str) -> list[str]:
     """The arguments of the resume command a failed upload printed (without the program)."""
-    line = next(line for line in stderr.splitlines() if line.startswith("  tsd-s3cmd --upload-id"))
-    return shlex.split(line)[1:]
+    return shlex.split(printed_resume_line(stderr))[1:]
+
+
+def status_resume_line(tsd: Tsd) -> str:
+    """The resume command ``--status`` lists, as a line for the shell."""
+    status = tsd.ok("--status").stdout
+    line = next(line for line in status.splitlines() if line.strip().startswith("resume:"))
+    return line.split("resume:", 1)[1].strip()
 
 
 def resume_command_from_status(tsd: Tsd) -> list[str]:
-    status = tsd.ok("--status").stdout
-    line = next(line for line in status.splitlines() if line.strip().startswith("resume:"))
-    return shlex.split(line.split("resume:", 1)[1])
+    return shlex.split(status_resume_line(tsd))
 
 
 @pytest.mark.slow
@@ -153,6 +164,54 @@ def test_ctrl_c_prints_the_resume_command(tsd: Tsd, tmp_path: Path) -> None:
     tsd.ok(*resume)
     assert not set(stored_parts(tsd, since)) & before
     assert tsd.emulator.object("ctrlc", "ctrl c.bin") == data.read_bytes()
+
+
+@pytest.mark.slow
+def test_resume_commands_work_from_another_directory(tsd: Tsd, tmp_path: Path) -> None:
+    """Started with relative paths, resumed from elsewhere through a shell: printed and listed."""
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    (work / "data dir").mkdir(parents=True)
+    elsewhere.mkdir()
+    (work / "my s3cfg").write_bytes((tsd.home / ".s3cfg").read_bytes())
+    tsd.register()
+    tsd.ok("mb", "s3://anywhere", input=DEMO)
+
+    def interrupted(name: str, signum: int) -> tuple[bytes, str]:
+        """Put ``data dir/NAME`` with relative paths, stopped after two parts: (data, stderr)."""
+        data = os.urandom(20 * MiB)
+        (work / "data dir" / name).write_bytes(data)
+        since = len(tsd.emulator.s3_log())
+        proc = start(
+            tsd, "-c", "my s3cfg", "--parallel", "1", "--limit-rate=5m",
+            "--multipart-chunk-size-mb=5", "put", f"data dir/{name}", "s3://anywhere/", cwd=work,
+        )  # fmt: skip
+        wait_for(lambda: len(stored_parts(tsd, since)) >= 2)
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=60)
+        return data, err.decode()
+
+    def run_in_shell(line: str) -> None:
+        done = subprocess.run(
+            ["bash", "-c", line], env=tsd.env, cwd=elsewhere, capture_output=True, text=True,
+            timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+
+    data, stderr = interrupted("printed.bin", signal.SIGINT)
+    printed = printed_resume_line(stderr)
+    assert shlex.split(printed)[3:] == [
+        "-c", f"{work}/my s3cfg", "--parallel", "1", "--limit-rate=5m",
+        "--multipart-chunk-size-mb=5", "put", f"{work}/data dir/printed.bin", "s3://anywhere/",
+    ]  # fmt: skip
+    run_in_shell(printed)
+    assert tsd.emulator.object("anywhere", "printed.bin") == data
+
+    data, _ = interrupted("listed.bin", signal.SIGKILL)
+    listed = status_resume_line(tsd)
+    assert f"{work}/data dir/listed.bin" in shlex.split(listed)
+    run_in_shell(listed)
+    assert tsd.emulator.object("anywhere", "listed.bin") == data
+    assert "Unfinished uploads" not in tsd.ok("--status").stdout
 
 
 @pytest.mark.slow

@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tsd_s3cmd.cli import TSD_OPTIONS, _click_command, split_arguments
+from tsd_s3cmd.cli import _click_command
+from tsd_s3cmd.tsd_options import TSD_OPTIONS, split_arguments
 
 FLAGS = sorted(name for name, takes_value in TSD_OPTIONS.items() if not takes_value)
 VALUED = sorted(name for name, takes_value in TSD_OPTIONS.items() if takes_value)

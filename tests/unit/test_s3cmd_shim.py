@@ -1,16 +1,14 @@
-"""The one module that reaches into s3cmd: its start-up check, log cleaning, resume advice."""
+"""The one module that reaches into s3cmd: its start-up check and log cleaning."""
 
 from __future__ import annotations
 
 import logging
-import shlex
 
 import pytest
 from S3 import S3 as s3_module
 
 from tsd_s3cmd import s3cmd_script, s3cmd_shim, s3cmd_transfers
 from tsd_s3cmd.errors import ConfigError
-from tsd_s3cmd.runner import resume_command
 
 from .test_tokens import make_jwt
 
@@ -69,20 +67,6 @@ def test_vocabulary_is_the_installed_s3cmds_and_leaves_the_process_as_it_was() -
     assert {"mb", "put", "get", "sync", "signurl"} <= set(commands)
     assert ("--config", True) in options and ("-c", True) in options
     assert ("--recursive", False) in options and ("--multipart-chunk-size-mb", True) in options
-
-
-@pytest.mark.parametrize(
-    ("argv", "expected"),
-    [
-        (["put", "big file", "s3://b/"], ["put", "big file", "s3://b/"]),
-        (["--upload-id", "OLD", "put", "f", "s3://b"], ["put", "f", "s3://b"]),
-        (["--upload-id=OLD", "-v", "put", "f", "s3://b"], ["-v", "put", "f", "s3://b"]),
-        (["put", "--", "--upload-id", "s3://b"], ["put", "--", "--upload-id", "s3://b"]),
-    ],
-)
-def test_resume_command_replaces_only_the_upload_id(argv: list[str], expected: list[str]) -> None:
-    command = shlex.split(resume_command(argv, "NEW"))
-    assert command == ["tsd-s3cmd", "--upload-id", "NEW", *expected]
 
 
 def test_a_multipart_loop_that_no_longer_calls_upload_part_is_refused(

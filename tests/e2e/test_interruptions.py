@@ -260,3 +260,38 @@ def test_sigterm_during_a_sync_down_stops_it_with_143_and_nothing_half_written( 
     tsd.emulator.settings(link_rate=0)
     tsd.ok("sync", "s3://export-bucket/many/", f"{tmp_path / 'down'}/")
     assert len([p for p in (tmp_path / "down").iterdir() if not p.name.startswith(".")]) == 30
+
+
+@pytest.mark.slow
+def test_each_unfinished_upload_of_a_sync_resumes_on_its_own(tsd: Tsd, tmp_path: Path) -> None:
+    """s3cmd takes an --upload-id for every large file of a command: so one put each."""
+    tsd.register()
+    tsd.ok("mb", "s3://several", input=DEMO)
+    source = tsd.home / "data"  # named relative to where the command runs
+    source.mkdir()
+    files = {f"{n}.bin": os.urandom(15 * MiB) for n in ("a", "b")}
+    for name, data in files.items():
+        (source / name).write_bytes(data)
+    proc = start(tsd, *PART, "--limit-rate=4m", "sync", "data/", "s3://several/d/")
+    wait_for(lambda: len(parts_stored(tsd, "a.bin")) >= 1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=15)
+    stderr = err.decode()
+    assert proc.returncode == 143, stderr
+    commands = [shlex.split(line)[1:] for line in stderr.splitlines()
+                if line.startswith("  tsd-s3cmd ") and "--upload-id" in line]  # fmt: skip
+    assert commands and all(c[-3] == "put" and c[-1].startswith("s3://several/d/")
+                            for c in commands), stderr  # fmt: skip
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    before = {name: parts_stored(tsd, name) for name in files}
+    since = len(tsd.emulator.s3_log())
+    for command in commands:
+        tsd.ok(*command, cwd=elsewhere)
+    for name in files:
+        assert not parts_stored(tsd, name, since) & before[name]
+    since = len(tsd.emulator.s3_log())
+    tsd.ok(*PART, "sync", "data/", "s3://several/d/")  # and the sync has nothing left to do
+    assert not [e for e in tsd.emulator.s3_log()[since:] if e["method"] == "PUT"]
+    for name, data in files.items():
+        assert tsd.emulator.object("several", f"d/{name}") == data

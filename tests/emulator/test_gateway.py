@@ -16,6 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 from typing import Callable
+from urllib.error import HTTPError
 from urllib.parse import quote, urlsplit
 
 import pytest
@@ -642,6 +643,29 @@ def test_multipart_bookkeeping_and_head_are_open_to_every_member(
     uploads = s3(emulator, "GET", "/imp", token=token, query=[("uploads", None)])
     assert uploads.status_code == 200 and upload_id in uploads.text, uploads.text
     assert all(e["status"] == 200 for e in emulator.s3_log()[-len(calls) - 1 :])
+
+
+def test_a_membership_granted_later_reaches_only_the_tokens_issued_after(
+    emulator: Emulator, secret: tuple[str, str]
+) -> None:
+    before = access_token(emulator, "s3import", creds=NOEXPORT)
+    assert emulator.export_group("p11-noexport") == {
+        "user": "p11-noexport",
+        "groups": ["p11-member-group", "p11-export-group"],
+    }
+    assert_s3_refused(s3(emulator, "GET", "/imp", token=before), "AccessDenied")
+    for kind in ("s3import", "s3export"):
+        after = access_token(emulator, kind, creds=NOEXPORT)
+        listing = s3(emulator, "GET", "/imp", token=after)
+        assert listing.status_code == 200 and "secret.txt" in listing.text, listing.text
+    emulator.export_group("p11-noexport", member=False)
+    again = access_token(emulator, "s3import", creds=NOEXPORT)
+    assert_s3_refused(s3(emulator, "GET", "/imp", token=again), "AccessDenied")
+    key = api_key(emulator, creds=NOEXPORT)
+    assert_refused(request_token(emulator, key, "s3export", creds=NOEXPORT), 403)
+    with pytest.raises(HTTPError) as nobody:
+        emulator.export_group("p11-nobody")
+    assert nobody.value.code == 404
 
 
 # --- Passing through to moto -------------------------------------------------------

@@ -30,7 +30,8 @@ everything belongs to s3cmd):
                          1 moves them one at a time, as s3cmd does)
   --print-token-for CMD [ARGS]
                          print the token 'CMD ARGS' needs, the one a run
-                         of it would use (log in if necessary)
+                         of it would use (log in if necessary); refused
+                         as a run would be (see 6)
   --status               per project: registration, s3cmd config, cached
                          tokens; and unfinished uploads
   --logout               forget cached tokens (all, or of --env/--project)
@@ -106,7 +107,9 @@ Getting started
        tsd-s3cmd --multipart-chunk-size-mb=200 sync mydir s3://mybucket
 
    If it breaks off, run it again (with --upload-id ID if a large file was
-   halfway).
+   halfway). sync first lists what is in the bucket, which takes export
+   rights (see 6); without them, 'put --recursive mydir s3://mybucket'
+   stores the same files, sending all of them each time.
 
 5. Download. Data leaves TSD only through the bucket export-bucket, which is
    the folder /tsd/pNN/data/durable/s3-api/export-bucket inside TSD; only
@@ -120,10 +123,21 @@ Getting started
    Downloads from any other bucket are refused by TSD; tsd-s3cmd says so
    at once, before asking for a password.
 
-6. The test API: add --usetest (or --env test) to any command, including
+6. Who may do what. Every member of the project may upload. Listing,
+   seeing what is in a bucket, counts as exporting at TSD, so only members
+   of pNN-export-group may list, whichever token the command carries: ls,
+   la, du, info, sync (in any direction), and get, del, cp, mv, setacl
+   with --recursive or a wildcard in an s3:// path. Downloading is for the
+   same members, from export-bucket only. put never lists, and anyone may
+   resume an upload with --upload-id. If you are not in the group, a
+   command that would list stops before it sends anything and says so;
+   ask your project's administrator for export rights, then run
+   'tsd-s3cmd --logout' so that your next login brings them.
+
+7. The test API: add --usetest (or --env test) to any command, including
    --setup and --register.
 
-7. Large files. A file larger than the part size (s3cmd's
+8. Large files. A file larger than the part size (s3cmd's
    --multipart-chunk-size-mb, 15 MB unless you say otherwise) moves as
    several parts at once, 10 by default, up and down: over a long or busy
    link that is several times faster than one part at a time. Each part
@@ -134,7 +148,7 @@ Getting started
    number; --parallel 1 is s3cmd's one-at-a-time. --limit-rate caps the
    whole file, not each part.
 
-8. Long transfers and batch jobs. Tokens are refreshed while a transfer
+9. Long transfers and batch jobs. Tokens are refreshed while a transfer
    runs, and many tsd-s3cmd processes started at once (a Slurm array) share
    one login. To hand a token to another tool:
 
@@ -143,13 +157,13 @@ Getting started
    The token alone goes to stdout; stderr explains how to use it:
    TSD_S3CMD_TOKEN="$T" tsd-s3cmd ... uses it with no login at all.
 
-9. All of s3cmd's commands that talk to S3 work (cp, mv, del, rb, info,
-   du, la, multipart, listmp, abortmp, 'put -' from stdin, ...). Two kinds
-   cannot work with TSD and are refused with the reason: signurl (a
-   presigned URL cannot carry TSD's token header) and the CloudFront
-   commands (cf...: CloudFront is Amazon's, not TSD's).
+10. All of s3cmd's commands that talk to S3 work (cp, mv, del, rb, info,
+    du, la, multipart, listmp, abortmp, 'put -' from stdin, ...). Two kinds
+    cannot work with TSD and are refused with the reason: signurl (a
+    presigned URL cannot carry TSD's token header) and the CloudFront
+    commands (cf...: CloudFront is Amazon's, not TSD's).
 
-10. Tab completion of options, commands, environments, your projects and
+11. Tab completion of options, commands, environments, your projects and
     file names, for bash (zsh and fish alike):
 
         tsd-s3cmd --completion bash > ~/.local/share/bash-completion/completions/tsd-s3cmd
@@ -157,7 +171,7 @@ Getting started
     It runs offline and never asks for anything; make it again after
     upgrading s3cmd, whose commands and options it holds.
 
-11. s3cmd's own commands and options:
+12. s3cmd's own commands and options:
 
         tsd-s3cmd --s3cmd-help
 

@@ -129,6 +129,11 @@ class Emulator:
     def settings(self, **body) -> dict:
         return self._post("/_emulator/settings", body)
 
+    def export_group(self, user: str, member: bool = True, project: str = "p11") -> dict:
+        """Put ``user`` into the project's export group, or take them out, as its admin does."""
+        body = {"user": user, "member": member}
+        return self._post(f"/_emulator/export-group?project={project}", body)
+
 
 def _read_line(proc: subprocess.Popen, timeout: float) -> str:
     deadline = time.monotonic() + timeout

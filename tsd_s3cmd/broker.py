@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .context import Environment
     from .environments import ApiEnvironment
     from .prompts import Prompter
+    from .token_choice import Listing
 
 # Renew an API key this close to its expiry rather than fail a run on it.
 API_KEY_RENEW_AHEAD = 60.0
@@ -34,8 +35,36 @@ _TSD_PROJECT = re.compile(r"^p[0-9]+$")
 _EDUCLOUD_PROJECT = re.compile(r"^ec[0-9]+$")
 
 
+# How a membership of the export group granted since a token was cached reaches
+# tsd-s3cmd: TSD writes the user's groups into each token it issues, and a cached
+# token keeps the groups it was issued with.
+RENEW_BY_LOGIN = "run 'tsd-s3cmd --logout' so that the next login picks them up"
+RENEW_GIVEN = (
+    "get a new token for TSD_S3CMD_TOKEN: 'tsd-s3cmd --logout', then "
+    "'tsd-s3cmd --print-token-for COMMAND'"
+)
+
+
 class TokenUnavailable(AuthError):
     """A token ran out in the middle of a run and could not be renewed unattended."""
+
+
+def check_export_rights(listing: Listing, token: str, pnum: str, evidence: str, renew: str) -> None:
+    """Stop a command that lists when ``token`` shows its user outside pNN-export-group.
+
+    TSD would refuse every listing of the run with a 403 (which s3cmd prints
+    twice); this says why, once, before the first request. A token without a
+    ``groups`` claim shows nothing, and TSD decides.
+    """
+    try:
+        found = tokens.claims(token)
+    except tokens.NotAToken:
+        return
+    groups = found.get("groups")
+    if not isinstance(groups, list) or f"{pnum}-export-group" in groups:
+        return
+    user = found.get("user")
+    raise listing.refused(pnum, user if isinstance(user, str) else "this user", evidence, renew)
 
 
 def check_project(env: ApiEnvironment, pnum: str) -> str:
@@ -264,27 +293,54 @@ class HeaderSource:
     run renews once however many parts are in flight.
     """
 
-    def __init__(self, broker: Broker, token_type: str) -> None:
+    def __init__(self, broker: Broker, token_type: str, listing: Listing | None = None) -> None:
+        """``listing``: what the command lists, if it does (token_choice.listing).
+
+        A command that lists is stopped here already when the newest fresh
+        token held for the project, of either type, shows the user outside
+        pNN-export-group: before any login, request or walk of local files.
+        Where none is held, the first token obtained (refreshed, or from a
+        login) decides, before the first request goes out with it.
+        """
         self.broker = broker
         self.token_type = token_type
+        self.listing = listing
         self._current: tuple[CachedToken, dict[str, str]] | None = None
         self._renewing = threading.Lock()
+        if listing is not None:
+            now = broker.context.clock()
+            cached = broker.store.project_tokens(broker.env.name, broker.pnum)
+            held = [t for t in cached if t.fresh(now)]
+            if held:
+                self._check(listing, max(held, key=lambda t: t.issued))
 
     def headers(self) -> dict[str, str]:
+        return self._fresh()[1]
+
+    def token(self) -> CachedToken:
+        return self._fresh()[0]
+
+    def _fresh(self) -> tuple[CachedToken, dict[str, str]]:
         current = self._current
         clock = self.broker.context.clock
         if current is not None and current[0].fresh(clock()):
-            return current[1]
+            return current
         with self._renewing:
             current = self._current
             if current is not None and current[0].fresh(clock()):
-                return current[1]
+                return current
             # Only the first token may need a login: later, in the middle of a
             # transfer, nobody may be there to answer, so the run stops cleanly.
             token = self.broker.token(self.token_type, may_login=current is None)
-            headers = {"token": token.token, "x-project-select": self.broker.pnum}
-            self._current = (token, headers)
-            return headers
+            if current is None and self.listing is not None:
+                self._check(self.listing, token)  # before the first request goes out with it
+            current = (token, {"token": token.token, "x-project-select": self.broker.pnum})
+            self._current = current
+            return current
+
+    def _check(self, listing: Listing, token: CachedToken) -> None:
+        evidence = f"your {token.type} token"
+        check_export_rights(listing, token.token, self.broker.pnum, evidence, RENEW_BY_LOGIN)
 
 
 class StaticHeaders:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from .environments import ApiEnvironment
     from .store import Store
+    from .token_choice import Listing
 
 
 class Invocation:
@@ -225,10 +226,13 @@ def _print_token(
     from .status import when
 
     store = _store(context)
+    listing = None
     if for_command in (tokens.IMPORT, tokens.EXPORT):
         token_type = for_command
     else:
-        # The same reading as a run of 'tsd-s3cmd CMD ARGS': s3cmd's parse, then token_for.
+        # The same reading as a run of 'tsd-s3cmd CMD ARGS': s3cmd's parse, then token_for
+        # and listing. A command that a run would stop for listing without export
+        # rights is refused alike, rather than handing out a token TSD would refuse for it.
         line = [for_command, *args]
         parsed = s3cmd_shim.parse(line, cache_dir=context.cache_home / "tsd-s3cmd")
         if parsed is None:
@@ -238,10 +242,13 @@ def _print_token(
         if token_type is None:
             raise UsageError(f"'{for_command}' sends no request to TSD, so it needs no token")
         _check_export_only(positional, store, env, project)
+        listing = token_choice.listing(positional, options)
     pnum = broker.resolve_project(store, env, project)
-    token = broker.Broker(context, store, env, pnum, _prompter(context), basic=basic).token(
-        token_type
-    )
+    token = broker.HeaderSource(
+        broker.Broker(context, store, env, pnum, _prompter(context), basic=basic),
+        token_type,
+        listing,
+    ).token()
     context.stdout.write(token.token + "\n")
     context.stdout.flush()
     context.stderr.write(
@@ -313,9 +320,15 @@ def _run_s3cmd(
             raise UsageError(f"TSD_S3CMD_TOKEN is for {static.pnum}, not {project}")
     known = static.pnum if given_token else _project_if_known(store, env, project)
 
-    def header_source(token_type: str, args: Sequence[str]):  # type: ignore[no-untyped-def]
+    def header_source(  # type: ignore[no-untyped-def]
+        token_type: str, args: Sequence[str], listing: Listing | None
+    ):
         if given_token:
             token_choice.check_export_only(args, static.pnum)
+            if listing is not None:
+                broker.check_export_rights(
+                    listing, given_token, static.pnum, "TSD_S3CMD_TOKEN", broker.RENEW_GIVEN
+                )
             if static.token_type != token_type:
                 context.warn(
                     f"TSD_S3CMD_TOKEN is an {static.token_type} token; "
@@ -328,7 +341,7 @@ def _run_s3cmd(
         reads_stdin = args[:1] == ["put"] and "-" in args[1:-1]
         prompter = _prompter(context, stdin_is_data=reads_stdin)
         return broker.HeaderSource(
-            broker.Broker(context, store, env, pnum, prompter, basic=basic), token_type
+            broker.Broker(context, store, env, pnum, prompter, basic=basic), token_type, listing
         )
 
     run = S3cmdRun(

@@ -31,7 +31,8 @@ everything belongs to s3cmd):
                          a time, as s3cmd does)
   --print-token-for CMD [ARGS]
                          print the token 'CMD ARGS' needs, the one a run
-                         of it would use (log in if necessary)
+                         of it would use (log in if necessary); refused
+                         as a run would be (see 6)
   --status               per project: registration, s3cmd config, cached
                          tokens; and unfinished uploads and downloads
   --logout               forget cached tokens (all, or of --env/--project)
@@ -108,7 +109,10 @@ Getting started
 
    If it breaks off, run it again: what is there already is not sent again,
    and tsd-s3cmd prints the command that finishes a large file that was
-   halfway (an upload of its own, with --upload-id).
+   halfway (an upload of its own, with --upload-id). sync first lists what
+   is in the bucket, which takes export rights (see 6); without them,
+   'put --recursive mydir s3://mybucket' stores the same files, sending all
+   of them each time.
 
 5. Download. Data leaves TSD only through the bucket export-bucket, which is
    the folder /tsd/pNN/data/durable/s3-api/export-bucket inside TSD; only
@@ -122,10 +126,21 @@ Getting started
    Downloads from any other bucket are refused by TSD; tsd-s3cmd says so
    at once, before asking for a password.
 
-6. The test API: add --usetest (or --env test) to any command, including
+6. Who may do what. Every member of the project may upload. Listing,
+   seeing what is in a bucket, counts as exporting at TSD, so only members
+   of pNN-export-group may list, whichever token the command carries: ls,
+   la, du, info, sync (in any direction), and get, del, cp, mv, setacl
+   with --recursive or a wildcard in an s3:// path. Downloading is for the
+   same members, from export-bucket only. put never lists, and anyone may
+   resume an upload with --upload-id. If you are not in the group, a
+   command that would list stops before it sends anything and says so;
+   ask your project's administrator for export rights, then run
+   'tsd-s3cmd --logout' so that your next login brings them.
+
+7. The test API: add --usetest (or --env test) to any command, including
    --setup and --register.
 
-7. Many files and large files. s3cmd sends one request at a time;
+8. Many files and large files. s3cmd sends one request at a time;
    tsd-s3cmd keeps up to 10 on their way for the whole command: several
    files at once, and the parts of a file larger than the part size
    (s3cmd's --multipart-chunk-size-mb, 15 MB unless you say otherwise).
@@ -145,7 +160,7 @@ Getting started
    killed, it is continued by the same command run again, which fetches
    only what was missing. 'tsd-s3cmd --status' lists both kinds.
 
-8. Long transfers and batch jobs. Tokens are refreshed while a transfer
+9. Long transfers and batch jobs. Tokens are refreshed while a transfer
    runs, and many tsd-s3cmd processes started at once (a Slurm array) share
    one login. To hand a token to another tool:
 
@@ -159,13 +174,13 @@ Getting started
    trusted while a file's size, mtime and inode stay the same.
    TSD_S3CMD_MD5_CACHE=0 turns that off.
 
-9. All of s3cmd's commands that talk to S3 work (cp, mv, del, rb, info,
-   du, la, multipart, listmp, abortmp, 'put -' from stdin, ...). Two kinds
-   cannot work with TSD and are refused with the reason: signurl (a
-   presigned URL cannot carry TSD's token header) and the CloudFront
-   commands (cf...: CloudFront is Amazon's, not TSD's).
+10. All of s3cmd's commands that talk to S3 work (cp, mv, del, rb, info,
+    du, la, multipart, listmp, abortmp, 'put -' from stdin, ...). Two kinds
+    cannot work with TSD and are refused with the reason: signurl (a
+    presigned URL cannot carry TSD's token header) and the CloudFront
+    commands (cf...: CloudFront is Amazon's, not TSD's).
 
-10. Tab completion of options, commands, environments, your projects and
+11. Tab completion of options, commands, environments, your projects and
     file names, for bash (zsh and fish alike):
 
         tsd-s3cmd --completion bash > ~/.local/share/bash-completion/completions/tsd-s3cmd
@@ -173,7 +188,7 @@ Getting started
     It runs offline and never asks for anything; make it again after
     upgrading s3cmd, whose commands and options it holds.
 
-11. s3cmd's own commands and options:
+12. s3cmd's own commands and options:
 
         tsd-s3cmd --s3cmd-help
 

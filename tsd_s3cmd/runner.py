@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .environments import ApiEnvironment
     from .s3configs import StoredConfig
     from .store import Store
+    from .token_choice import Listing
 
     class HeaderSource(Protocol):
         token_type: str
@@ -87,13 +88,14 @@ class S3cmdRun:
         store: Store | None,
         env: ApiEnvironment,
         argv: Sequence[str],
-        header_source: Callable[[str, Sequence[str]], HeaderSource],
+        header_source: Callable[[str, Sequence[str], Listing | None], HeaderSource],
         check_host: bool,
         stored_config: StoredConfig | None = None,
         parallel: int = 1,
         md5_caches: Path | None = None,
     ) -> None:
-        """``header_source(token_type, args)`` is called once s3cmd has parsed its arguments.
+        """``header_source(token_type, args, listing)`` is called once s3cmd has parsed its
+        arguments, before any request; ``listing`` says what the command lists, if it does.
 
         ``stored_config``: the project's config from ``--setup``, which s3cmd
         uses unless its command line names another (``-c FILE``). ``parallel``:
@@ -139,7 +141,8 @@ class S3cmdRun:
         if self._md5_caches is not None:
             self.md5_cache = md5_cache.file_for(self._md5_caches, args)
         if token_type is not None:
-            self._source = self._make_source(token_type, args)
+            listing = token_choice.listing(args, options)
+            self._source = self._make_source(token_type, args, listing)
 
     def headers(self) -> Mapping[str, str]:
         if self._source is None:

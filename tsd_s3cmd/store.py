@@ -389,6 +389,11 @@ class Store:
         )
         return None
 
+    def project_tokens(self, env: str, pnum: str) -> list[CachedToken]:
+        """Every cached token of a project, whatever its type (others' ignored, as by token)."""
+        types = self._tokens().get(env, {}).get(pnum, {})
+        return [token for token in types.values() if token.project() == pnum]
+
     def all_tokens(self) -> Iterator[tuple[str, str, CachedToken]]:
         for env, projects in self._tokens().items():
             for pnum, types in projects.items():

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
-from ..conftest import BIN, Emulator
+from ..conftest import BIN, Emulator, launch_emulator, private_env, stop_emulator
 
 DEMO = "p11-demo\ndemo-password\n123456\n"
 NOEXPORT = "p11-noexport\ndemo-password\n123456\n"
@@ -94,6 +96,27 @@ class Tsd:
             for e in self.emulator.log()
             if e["kind"] == "auth" and e["path"].endswith(paths[kind])
         ]
+
+
+@contextmanager
+def member_home(root: Path, exported: dict[str, bytes]) -> Iterator[Tsd]:
+    """A home under ``root`` registered for p11 as p11-demo with both token types cached,
+    on an emulator of its own whose export-bucket holds ``exported``; stopped after."""
+    env = private_env(root)
+    export = root / "export"
+    for name, data in exported.items():
+        (export / name).parent.mkdir(parents=True, exist_ok=True)
+        (export / name).write_bytes(data)
+    user = Path(env["HOME"])
+    emulator = launch_emulator(env, user / ".s3cfg", "--export-dir", str(export))
+    try:
+        tsd = Tsd(env={**env, "TSD_API_URL": emulator.url}, home=user, emulator=emulator)
+        tsd.register()
+        tsd.ok("--print-token-for", "put", input=DEMO)
+        tsd.ok("--print-token-for", "get", input=DEMO)
+        yield tsd
+    finally:
+        stop_emulator(emulator.process)
 
 
 @pytest.fixture

@@ -32,6 +32,8 @@ def test_guide_and_help_are_ours(tsd: Tsd) -> None:
         "--s3cmd-help",
         "sync",
         "s3-api-access-keys",
+        "may list",
+        "put --recursive",
     ):
         assert needle in guide, needle
 

@@ -23,8 +23,7 @@ import pytest
 
 from tsd_s3cmd import tokens
 
-from ..conftest import Emulator, launch_emulator, private_env, stop_emulator
-from .conftest import DEMO, Result, Tsd
+from .conftest import DEMO, Result, Tsd, member_home
 from .test_errors import one_line
 
 IMPORT, EXPORT = "s3import", "s3export"
@@ -227,22 +226,8 @@ CASES = [
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tsd]:
     """A home registered for p11 with both tokens cached, and its emulator."""
-    root = tmp_path_factory.mktemp("commands")
-    env = private_env(root)
-    export = root / "export"
-    for name, data in EXPORTED.items():
-        (export / name).parent.mkdir(parents=True, exist_ok=True)
-        (export / name).write_bytes(data)
-    user = Path(env["HOME"])
-    emulator: Emulator = launch_emulator(env, user / ".s3cfg", "--export-dir", str(export))
-    try:
-        tsd = Tsd(env={**env, "TSD_API_URL": emulator.url}, home=user, emulator=emulator)
-        tsd.register()
-        tsd.ok("--print-token-for", "put", input=DEMO)
-        tsd.ok("--print-token-for", "get", input=DEMO)
+    with member_home(tmp_path_factory.mktemp("commands"), EXPORTED) as tsd:
         yield tsd
-    finally:
-        stop_emulator(emulator.process)
 
 
 def auth_requests(tsd: Tsd) -> int:

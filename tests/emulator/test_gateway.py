@@ -16,15 +16,29 @@ import subprocess
 import time
 from pathlib import Path
 from typing import Callable
+from urllib.error import HTTPError
 from urllib.parse import quote, urlsplit
 
 import pytest
 import requests
 
 from ..conftest import BIN, Emulator
-from .test_auth_api import ALICE, ALICE_ARG, TIMEOUT, access_token, login, verify
+from .test_auth_api import (
+    ALICE,
+    ALICE_ARG,
+    NOEXPORT,
+    TIMEOUT,
+    access_token,
+    api_key,
+    assert_refused,
+    login,
+    request_token,
+    verify,
+)
 
 MiB = 1024 * 1024
+# Alice as a member of p12-export-group: these tests list p12's buckets.
+ALICE_EXPORT_ARG = ("--user", f"{ALICE_ARG[1]}:export")
 RESULTS = b"id,value\n1,42\n"
 NOTES_KEY = "sub dir/r\u00e9sum\u00e9 notes.txt"
 
@@ -197,7 +211,7 @@ def test_token_of_another_emulator_is_invalid(start_emulator: Callable[..., Emul
 
 
 def test_other_projects_token_is_refused(start_emulator: Callable[..., Emulator]) -> None:
-    emu = start_emulator(*ALICE_ARG)
+    emu = start_emulator(*ALICE_EXPORT_ARG)
     p12_token = access_token(emu, "s3import", "p12", ALICE)
     p11_keys, p12_keys = emu.keys("p11"), emu.keys("p12")
     assert p11_keys["access_key"] != p12_keys["access_key"]
@@ -544,6 +558,116 @@ def test_boto3_with_an_export_token_downloads_from_export_bucket(emulator: Emula
         assert (b"1,42" if name == "select" else RESULTS) in body, name
 
 
+# --- Listing takes export rights (docs/tsd-api.md, "Emulator policy") ------------------
+
+# Every token the auth API issues to a project member: (who, type). A member of
+# p11-export-group gets both types; p11-noexport gets s3import only (checked below).
+ISSUED = [("member", "s3import"), ("member", "s3export"), ("non-member", "s3import")]
+CREDENTIALS = {"member": None, "non-member": NOEXPORT}  # None: the helpers' p11-demo
+# Listing calls: boto3 method and arguments.
+LISTINGS = {
+    "ListObjects": ("list_objects", {"Bucket": "imp"}),
+    "ListObjectsV2": ("list_objects_v2", {"Bucket": "imp"}),
+    "ListObjectsV2 of export-bucket": ("list_objects_v2", {"Bucket": "export-bucket"}),
+    "ListBuckets": ("list_buckets", {}),
+    "ListObjectVersions": ("list_object_versions", {"Bucket": "imp"}),
+}
+# Bucket GETs moto answers with what is in a bucket or how it is kept, s3cmd's and
+# unknown ones; each is a listing (None is a bare ?name).
+LISTING_GETS: list[list[tuple[str, str | None]]] = [
+    [("x-unknown", "1")],
+    [("location", None)],
+    [("acl", None)],
+    [("policy", None)],
+    [("uploads", None), ("list-type", "2")],  # not only multipart bookkeeping
+]
+
+
+@pytest.fixture(params=ISSUED, ids=lambda issued: "-".join(issued))
+def issued(request: pytest.FixtureRequest, emulator: Emulator) -> tuple[str, str]:
+    """(who, token) for each of ``ISSUED``; the non-member gets no s3export token at all."""
+    who, kind = request.param
+    if who == "non-member":
+        key = api_key(emulator, creds=NOEXPORT)
+        assert_refused(request_token(emulator, key, "s3export", creds=NOEXPORT), 403)
+    return who, access_token(emulator, kind, creds=CREDENTIALS[who])
+
+
+def test_listing_is_allowed_exactly_to_members_of_the_export_group(
+    emulator: Emulator, secret: tuple[str, str], issued: tuple[str, str]
+) -> None:
+    who, token = issued
+    client, bodies = boto3_client(emulator, token)
+    for name, (method, kwargs) in LISTINGS.items():
+        code, body = call_boto3(client, bodies, method, **kwargs)
+        if who == "member":
+            assert code is None, (name, code, body)
+            assert re.search(rb"secret\.txt|results\.csv|<Name>imp</Name>", body), (name, body)
+        else:
+            assert code == "AccessDenied", (name, code)
+            assert b"p11-export-group" in body and b"p11-noexport" in body, body
+            assert b"secret.txt" not in body and b"results.csv" not in body, body
+    for query in LISTING_GETS:
+        resp = s3(emulator, "GET", "/imp", token=token, query=query)
+        if who == "member":  # moto's answer (a bucket without a policy: 404)
+            assert resp.status_code in (200, 404) and error_code(resp) != "AccessDenied", resp.text
+        else:
+            assert_s3_refused(resp, "AccessDenied")
+            assert "listing" in resp.text and "p11-export-group" in resp.text, resp.text
+    plain = s3(emulator, "GET", "/imp", token=token, query=[("x-unknown", "1")])
+    assert ("secret.txt" in plain.text) is (who == "member"), plain.text
+    refused = [e for e in emulator.s3_log() if e["status"] == 403]
+    assert len(refused) == (0 if who == "member" else len(LISTINGS) + len(LISTING_GETS) + 1)
+
+
+def test_multipart_bookkeeping_and_head_are_open_to_every_member(
+    emulator: Emulator, secret: tuple[str, str], issued: tuple[str, str]
+) -> None:
+    """What a resumed upload (--upload-id) reads, and put's and sync's HEADs."""
+    _, upload_id = secret
+    _, token = issued
+    client, bodies = boto3_client(emulator, token)
+    calls = {
+        "ListMultipartUploads": ("list_multipart_uploads", {"Bucket": "imp"}),
+        "ListMultipartUploads with a prefix": (
+            "list_multipart_uploads",
+            {"Bucket": "imp", "Prefix": "secret", "MaxUploads": 10},
+        ),
+        "ListParts": ("list_parts", {"Bucket": "imp", "Key": "secret.txt", "UploadId": upload_id}),
+        "HeadObject": ("head_object", {"Bucket": "imp", "Key": "secret.txt"}),
+    }
+    for name, (method, kwargs) in calls.items():
+        code, body = call_boto3(client, bodies, method, **kwargs)
+        assert code is None, (name, code, body)
+        assert SECRET not in body, name
+    uploads = s3(emulator, "GET", "/imp", token=token, query=[("uploads", None)])
+    assert uploads.status_code == 200 and upload_id in uploads.text, uploads.text
+    assert all(e["status"] == 200 for e in emulator.s3_log()[-len(calls) - 1 :])
+
+
+def test_a_membership_granted_later_reaches_only_the_tokens_issued_after(
+    emulator: Emulator, secret: tuple[str, str]
+) -> None:
+    before = access_token(emulator, "s3import", creds=NOEXPORT)
+    assert emulator.export_group("p11-noexport") == {
+        "user": "p11-noexport",
+        "groups": ["p11-member-group", "p11-export-group"],
+    }
+    assert_s3_refused(s3(emulator, "GET", "/imp", token=before), "AccessDenied")
+    for kind in ("s3import", "s3export"):
+        after = access_token(emulator, kind, creds=NOEXPORT)
+        listing = s3(emulator, "GET", "/imp", token=after)
+        assert listing.status_code == 200 and "secret.txt" in listing.text, listing.text
+    emulator.export_group("p11-noexport", member=False)
+    again = access_token(emulator, "s3import", creds=NOEXPORT)
+    assert_s3_refused(s3(emulator, "GET", "/imp", token=again), "AccessDenied")
+    key = api_key(emulator, creds=NOEXPORT)
+    assert_refused(request_token(emulator, key, "s3export", creds=NOEXPORT), 403)
+    with pytest.raises(HTTPError) as nobody:
+        emulator.export_group("p11-nobody")
+    assert nobody.value.code == 404
+
+
 # --- Passing through to moto -------------------------------------------------------
 
 
@@ -602,7 +726,7 @@ def test_multipart_upload_is_byte_identical(emulator: Emulator) -> None:
 
 
 def test_projects_have_separate_buckets(start_emulator: Callable[..., Emulator]) -> None:
-    emu = start_emulator(*ALICE_ARG)
+    emu = start_emulator(*ALICE_EXPORT_ARG)
     t11 = access_token(emu)
     t12 = access_token(emu, "s3import", "p12", ALICE)
     k12 = emu.keys("p12")

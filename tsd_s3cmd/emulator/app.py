@@ -24,6 +24,8 @@ from .identity import Identity, Refused
 
 StartResponse = Callable[..., Callable[[bytes], None]]
 _FAULT_CODES = {404: "NoSuchKey", 500: "InternalError", 503: "ServiceUnavailable"}
+# The hooks that change the emulator, each with a JSON body.
+_POSTED = frozenset({"/_emulator/faults", "/_emulator/settings", "/_emulator/export-group"})
 
 
 @lru_cache(maxsize=64)
@@ -225,7 +227,7 @@ class EmulatorApp:
                     "access_key": project.access_key,
                     "secret_key": project.secret_key,
                 })
-            if method == "POST" and path in ("/_emulator/faults", "/_emulator/settings"):
+            if method == "POST" and path in _POSTED:
                 raw = _body(environ)
                 try:
                     body = json.loads(raw or b"{}")
@@ -235,6 +237,13 @@ class EmulatorApp:
                     raise Refused(400, "expected a JSON object")
                 if path == "/_emulator/faults":
                     return _json(start_response, 200, self.faults.set(body))
+                if path == "/_emulator/export-group":
+                    # {"user": NAME, "member": true|false}: an administrator's change.
+                    if not isinstance(body.get("member"), bool):
+                        raise Refused(400, "member takes true or false")
+                    pnum = query.get("project", "p11")
+                    user = self.identity.set_export(pnum, str(body.get("user")), body["member"])
+                    return _json(start_response, 200, {"user": user.name, "groups": user.groups})
                 self.identity.settings.update(body)
                 return _json(start_response, 200, vars(self.identity.settings))
         except Refused as refusal:

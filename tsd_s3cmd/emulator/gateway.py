@@ -37,6 +37,17 @@ OBJECT_METADATA = {
     "attributes": frozenset({"versionId"}),
     "uploadId": frozenset({"max-parts", "part-number-marker"}),
 }
+# A GET on a bucket that lists its multipart uploads in progress (ListMultipartUploads)
+# may come with these: S3's own parameters, and the ones s3cmd 2.3/2.4 sends (it
+# spells the markers KeyMarker and UploadIdMarker, and may add max-keys and
+# allow-unordered). moto answers any other bucket GET with a listing or a bucket
+# setting, so anything else with ?uploads is a listing.
+UPLOADS_COMPANIONS = frozenset(
+    {
+        "prefix", "delimiter", "encoding-type", "max-uploads", "key-marker",
+        "upload-id-marker", "KeyMarker", "UploadIdMarker", "max-keys", "allow-unordered",
+    }
+)
 # A POST on an object that returns its contents (S3 Select), with its only companion.
 _SELECT = frozenset({"select", "select-type"})
 _AUTHORIZATION = re.compile(
@@ -68,44 +79,60 @@ class S3Call:
 
     @property
     def operation(self) -> str:
-        """``download``, ``list``, ``write``, or ``unclear`` (refused with any token).
+        """``download``, ``list``, ``read``, ``write``, or ``unclear`` (refused with any token).
 
-        Fail closed: a GET on an object is a download (export rules) unless it
-        reads exactly one sub-resource of ``OBJECT_METADATA`` with only that
-        one's companions. A GET on a bucket or on all buckets never returns an
-        object's bytes, so it is a listing whatever its parameters.
+        Each one has its rule in ``judge``. Fail closed:
 
-        A HEAD is a listing, allowed with either token, even on an object:
-        s3cmd's ``info``, and ``put``'s and ``sync``'s checks for what is there
-        already, HEAD objects with an import token. It hands out headers only
-        (size, ETag, type, user metadata): ``Storage.forward`` drops any body
-        a HEAD answer might have, whatever the parameters.
-
-        A POST on an object is a write, except S3 Select (``?select``), which
-        returns the object's contents and so is a download; ``?select`` with
-        anything else (``?select&uploads``) could be either, and is unclear.
+        - A GET on all buckets, or on a bucket, is a listing whatever its
+          parameters (a bucket's objects, versions, settings: moto answers
+          each with what is in the bucket or how it is kept), except
+          ListMultipartUploads (``?uploads`` with only ``UPLOADS_COMPANIONS``).
+        - A GET on an object is a download (export rules) unless it reads
+          exactly one sub-resource of ``OBJECT_METADATA`` with only that one's
+          companions (ListParts is ``?uploadId``).
+        - ``read`` is multipart bookkeeping (the uploads in progress in a
+          bucket, the parts of one upload), object metadata, and every HEAD:
+          s3cmd's ``info``, ``put``'s and ``sync``'s checks for what is there
+          already, and a resumed upload (``--upload-id``) read them with an
+          import token. A HEAD hands out headers only (size, ETag, type, user
+          metadata): ``Storage.forward`` drops any body a HEAD answer might
+          have, whatever the parameters.
+        - A POST on an object is a write, except S3 Select (``?select``), which
+          returns the object's contents and so is a download; ``?select`` with
+          anything else (``?select&uploads``) could be either, and is unclear.
         """
         method = self.method
+        params = self.params
         if method == "GET":
             if not self.key:
+                uploads = bool(self.bucket) and "uploads" in params
+                if uploads and params.keys() - {"uploads"} <= UPLOADS_COMPANIONS:
+                    return "read"
                 return "list"
-            params = self.params
             if not params:
                 return "download"
             for name, companions in OBJECT_METADATA.items():
                 if name in params:
                     rest = params.keys() - {name}
-                    return "list" if rest <= companions else "download"
+                    return "read" if rest <= companions else "download"
             return "download"
         if method == "HEAD":
-            return "list"
-        if method == "POST" and self.key and "select" in self.params:
-            return "download" if self.params.keys() <= _SELECT else "unclear"
+            return "read"
+        if method == "POST" and self.key and "select" in params:
+            return "download" if params.keys() <= _SELECT else "unclear"
         return "write"
 
 
 def judge(identity: Identity, environ: dict, call: S3Call, token: str | None) -> Project:
-    """The project this request may act for, or Refused with the S3 error to send."""
+    """The project this request may act for, or Refused with the S3 error to send.
+
+    Every rule of docs/tsd-api.md's "Emulator policy" is here, and only here:
+    writes take an s3import token and spare export-bucket; downloads take an
+    s3export token of a member of pNN-export-group, from export-bucket only;
+    listings take membership of pNN-export-group with either token type (TSD:
+    "listing files is equivalent to exporting data"); reads of metadata and
+    multipart bookkeeping take either token type of any project member.
+    """
     pnum = environ.get("HTTP_X_PROJECT_SELECT", "")
     if not token:
         raise Refused(403, "every request needs a 'token' header with a TSD access token")
@@ -123,6 +150,7 @@ def judge(identity: Identity, environ: dict, call: S3Call, token: str | None) ->
     check_signature(project, environ, call)
     token_type = claims.get("name")
     groups = claims.get("groups") or []
+    export_group = f"{pnum}-export-group"
     operation = call.operation
     if operation == "unclear":
         raise Refused(403, "S3 Select (?select) takes no other sub-resource")
@@ -136,10 +164,19 @@ def judge(identity: Identity, environ: dict, call: S3Call, token: str | None) ->
             raise Refused(403, f"downloading takes an s3export token, not {token_type}")
         if call.bucket != EXPORT_BUCKET:
             raise Refused(403, f"downloads come only from {EXPORT_BUCKET}")
-        if f"{pnum}-export-group" not in groups:
-            raise Refused(403, f"the token's user is not in {pnum}-export-group")
-    elif token_type not in ("s3import", "s3export"):
-        raise Refused(403, f"an S3 request takes an s3import or s3export token, not {token_type}")
+        if export_group not in groups:
+            raise Refused(403, f"the token's user is not in {export_group}")
+    else:  # list or read: either token type
+        if token_type not in ("s3import", "s3export"):
+            raise Refused(
+                403, f"an S3 request takes an s3import or s3export token, not {token_type}"
+            )
+        if operation == "list" and export_group not in groups:
+            raise Refused(
+                403,
+                f"listing is exporting (it shows what is in TSD), so it takes membership of "
+                f"{export_group}, and the token's user {claims.get('user')} is not a member",
+            )
     return project
 
 

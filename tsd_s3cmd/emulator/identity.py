@@ -16,7 +16,7 @@ import re
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import jwt
 
@@ -131,6 +131,17 @@ class Identity:
     def add_user(self, user: User) -> None:
         self.users[(user.pnum, user.name)] = user
         self.projects.setdefault(user.pnum, Project.demo(user.pnum))
+
+    def set_export(self, pnum: str, name: str, member: bool) -> User:
+        """Put a user into pNN-export-group or take them out, as a project's administrator does.
+
+        Tokens already issued keep the groups they were issued with.
+        """
+        user = self.users.get((pnum, name))
+        if user is None:
+            raise Refused(404, f"no user {name!r} in {pnum}")
+        self.users[(pnum, name)] = user = replace(user, export=member)
+        return user
 
     def project(self, pnum: str) -> Project:
         try:

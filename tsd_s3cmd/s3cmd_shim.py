@@ -150,11 +150,11 @@ def check_compatible(script: s3cmd_script.Script | None = None, parallel: bool =
     """
     problem = _incompatibility()
     if problem is None and parallel:
-        from . import s3cmd_transfers
+        from . import s3cmd_plans, s3cmd_transfers
 
         problem = s3cmd_transfers.incompatibility() or (script.problem if script else None)
         if problem is None and script is not None:
-            problem = s3cmd_transfers.loop_incompatibility(script.code)
+            problem = s3cmd_plans.incompatibility(script.code)
     if problem:
         raise ConfigError(
             f"the installed s3cmd {version()} does not work with tsd-s3cmd ({problem}); "

@@ -85,7 +85,7 @@ def test_the_everyday_path_loads_neither_click_typing_nor_requests() -> None:
     import sys
 
     everyday = (
-        "cli", "runner", "broker", "s3cmd_shim", "s3cmd_script", "s3cmd_transfers",
+        "cli", "runner", "broker", "s3cmd_shim", "s3cmd_script", "s3cmd_transfers", "s3cmd_plans",
         "scheduler", "limits", "files", "parts", "downloads", "partials", "progress",
     )  # fmt: skip
     code = (

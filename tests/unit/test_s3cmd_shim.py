@@ -7,7 +7,7 @@ import logging
 import pytest
 from S3 import S3 as s3_module
 
-from tsd_s3cmd import s3cmd_script, s3cmd_shim, s3cmd_transfers
+from tsd_s3cmd import s3cmd_plans, s3cmd_script, s3cmd_shim, s3cmd_transfers
 from tsd_s3cmd.errors import ConfigError
 
 from .test_tokens import make_jwt
@@ -145,7 +145,7 @@ def test_a_request_that_takes_a_connection_outside_the_send_methods_is_refused(
 def test_every_transfer_loop_of_s3cmd_is_found_and_only_those() -> None:
     script = s3cmd_script.load(None)
     assert script.problem is None
-    assert s3cmd_transfers.loop_incompatibility(script.code) is None
+    assert s3cmd_plans.incompatibility(script.code) is None
 
 
 def test_an_s3cmd_whose_transfer_loops_moved_is_refused_when_files_move_at_once() -> None:

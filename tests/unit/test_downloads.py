@@ -98,11 +98,19 @@ def test_a_stopped_download_resumes_from_what_was_written(tmp_path: Path) -> Non
     finished.partial.close()
 
 
-def test_a_changed_object_starts_afresh(tmp_path: Path) -> None:
-    obj = Object(os.urandom(20 * MiB))
-    obj.stop_after = 8 * MiB
+def _stopped(size: int, after: int, destination: Path) -> Object:
+    """An object whose download into ``destination`` was stopped ``after`` bytes in."""
+    obj = Object(os.urandom(size))
+    obj.stop_after = after
     with pytest.raises(Stopped):
-        _fetch(obj, tmp_path / "big.bin")
+        _fetch(obj, destination)
+    obj.asked.clear()
+    obj.stop_after = None
+    return obj
+
+
+def test_a_changed_object_starts_afresh(tmp_path: Path) -> None:
+    _stopped(20 * MiB, 8 * MiB, tmp_path / "big.bin")
     changed = Object(os.urandom(20 * MiB), etag='"v2"')  # same size, new contents
     finished, _ = _fetch(changed, tmp_path / "big.bin")
     assert Path(finished.partial.path).read_bytes() == changed.data
@@ -110,16 +118,11 @@ def test_a_changed_object_starts_afresh(tmp_path: Path) -> None:
 
 
 def test_a_corrupt_resumed_file_is_fetched_again_from_the_start(tmp_path: Path) -> None:
-    obj = Object(os.urandom(20 * MiB))
-    obj.stop_after = 12 * MiB
-    with pytest.raises(Stopped):
-        _fetch(obj, tmp_path / "big.bin")
+    obj = _stopped(20 * MiB, 12 * MiB, tmp_path / "big.bin")
     part, _ = partials.hidden_paths(str(tmp_path / "big.bin"))
     with open(part, "r+b") as f:  # a byte of what was written goes bad
         f.seek(1000)
         f.write(bytes([f.read(1)[0] ^ 0xFF]))
-    obj.asked.clear()
-    obj.stop_after = None
     finished, _ = _fetch(obj, tmp_path / "big.bin")
     assert Path(finished.partial.path).read_bytes() == obj.data
     assert obj.fetched() > len(obj.data)  # what was missing, then all of it once more

@@ -337,10 +337,32 @@ def test_ctrl_c_during_a_sync_of_many_files_stops_promptly(loggedin: Tsd, tmp_pa
     tsd = loggedin
     make_tree(tmp_path / "up", small=80, large=1)
     tsd.emulator.settings(link_rate=200_000)
+    since = len(tsd.emulator.s3_log())
     proc = start(tsd, *PART, "sync", f"{tmp_path / 'up'}/", "s3://tree/halt/")
-    wait_for(lambda: any(e["method"] == "PUT" for e in tsd.emulator.s3_log()))
+    wait_for(lambda: any(e["method"] == "PUT" for e in requests_since(tsd, since)))
     time.sleep(1)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=10)
     assert proc.returncode == 130, err.decode()
     assert "Traceback" not in err.decode()
+
+
+@pytest.mark.slow
+def test_a_file_that_vanishes_meanwhile_gets_s3cmds_message_and_the_others_go(
+    loggedin: Tsd, tmp_path: Path
+) -> None:
+    tsd = loggedin
+    files = make_tree(tmp_path / "up", small=40, large=0)
+    tsd.emulator.settings(link_rate=20_000)  # the last files are a few seconds away
+    since = len(tsd.emulator.s3_log())
+    proc = start(tsd, "--parallel", "2", "sync", f"{tmp_path / 'up'}/", "s3://tree/gone/")
+    wait_for(lambda: any(e["method"] == "PUT" for e in requests_since(tsd, since)))
+    (tmp_path / "up" / "small" / "039.txt").unlink()  # listed, and gone before its turn
+    _, err = proc.communicate(timeout=120)
+    stderr = err.decode()
+    assert proc.returncode == 2, stderr  # EX_PARTIAL
+    assert re.search(r"Upload of '.*small/039.txt' is not possible", stderr), stderr
+    assert "Traceback" not in stderr
+    stored = objects(tsd, "tree", "gone/", sorted(files))
+    assert stored.pop("small/039.txt") is None
+    assert stored == {n: d for n, d in files.items() if n != "small/039.txt"}

@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from ..conftest import BIN, Emulator
-from .test_auth_api import ALICE, ALICE_ARG, TIMEOUT, access_token, login, verify
+from .test_auth_api import ALICE, ALICE_ARG, TIMEOUT, access_token, claims, login, verify
 
 MiB = 1024 * 1024
 RESULTS = b"id,value\n1,42\n"
@@ -181,10 +181,13 @@ def test_garbage_token_is_refused(emulator: Emulator) -> None:
 
 
 def test_expired_token_is_refused(start_emulator: Callable[..., Emulator]) -> None:
-    emu = start_emulator("--token-lifetime", "1")
+    # Tokens carry whole seconds and iat is rounded down: a "1 s" token may have
+    # lived out its life before the first request reaches a busy emulator. 5 s
+    # leaves it at least 4; then the test waits for the token's own exp.
+    emu = start_emulator("--token-lifetime", "5")
     token = access_token(emu)
     assert s3(emu, "GET", "/", token=token).status_code == 200
-    time.sleep(2.2)
+    time.sleep(max(claims(token)["exp"] - time.time(), 0) + 0.2)
     assert_s3_refused(s3(emu, "GET", "/", token=token), "ExpiredToken")
     assert last_s3(emu)["token_type"] == "s3import"
 

@@ -20,10 +20,13 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Union
 
 import pytest
 
+from .forked_emulators import EmulatorForks, ForkedEmulator
+
+Process = Union[subprocess.Popen, ForkedEmulator]
 BIN = Path(sys.executable).parent
 
 # Variables that would let a test pass only on a machine that happens to set them.
@@ -49,7 +52,7 @@ class Emulator:
     """A running emulator process and the ways tests look inside it."""
 
     url: str
-    process: subprocess.Popen
+    process: Process
     s3cfg: Path
     ca: Path | None = None
     extra: dict = field(default_factory=dict)
@@ -128,7 +131,7 @@ class Emulator:
         return self._post("/_emulator/settings", body)
 
 
-def _read_line(proc: subprocess.Popen, timeout: float) -> str:
+def _read_line(proc: Process, timeout: float) -> str:
     deadline = time.monotonic() + timeout
     line = b""
     while not line.endswith(b"\n"):
@@ -162,16 +165,30 @@ def private_env(root: Path) -> dict[str, str]:
     return env
 
 
+FORKS = EmulatorForks()
+_STOPPING: list[Process] = []  # emulators told to stop, not yet seen to have stopped
+
+
 def launch_emulator(
-    env: dict[str, str], s3cfg: Path, *args: str, ca: Path | None = None
+    env: dict[str, str], s3cfg: Path, *args: str, ca: Path | None = None, forked: bool = True
 ) -> Emulator:
-    """Start ``tsd-s3cmd-emulator --port 0`` and wait for its listening line."""
-    cmd = [str(BIN / "tsd-s3cmd-emulator"), "--port", "0", "--write-s3cfg", str(s3cfg)]
+    """Start ``tsd-s3cmd-emulator --port 0`` and wait for its listening line.
+
+    ``forked``: from this process's helper, which has the emulator imported
+    already (tests/forked_emulators.py); otherwise the console script itself.
+    """
+    argv = ["--port", "0", "--write-s3cfg", str(s3cfg)]
     if ca is not None:
-        cmd += ["--tls", "--ca-out", str(ca)]
-    proc = subprocess.Popen(
-        [*cmd, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
-    )
+        argv += ["--tls", "--ca-out", str(ca)]
+    argv += args
+    proc: Process
+    if forked:
+        proc = FORKS.launch(argv, env, os.getcwd())
+    else:
+        proc = subprocess.Popen(
+            [str(BIN / "tsd-s3cmd-emulator"), *argv],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        )  # fmt: skip
     try:
         line = _read_line(proc, timeout=60)
     except BaseException:
@@ -182,7 +199,27 @@ def launch_emulator(
     return Emulator(url=line[len(prefix) :], process=proc, s3cfg=s3cfg, ca=ca)
 
 
-def stop_emulator(proc: subprocess.Popen) -> None:
+def stop_emulator(proc: Process) -> None:
+    """Tell an emulator to stop; see it stopped later (:func:`reap_emulators`).
+
+    It takes a few tenths of a second to stop, and no test needs to wait for that.
+    """
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    _STOPPING.append(proc)
+    reap_emulators(wait=False)
+
+
+def reap_emulators(wait: bool) -> None:
+    """Forget the emulators that have stopped; with ``wait``, all of them (killed after 10 s)."""
+    for proc in list(_STOPPING):
+        if wait or proc.poll() is not None:
+            stop_process(proc)
+            _STOPPING.remove(proc)
+
+
+def stop_process(proc: Process) -> None:
+    """SIGTERM, and wait for the process to end (SIGKILL after 10 s); close its pipes."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -195,26 +232,45 @@ def stop_emulator(proc: subprocess.Popen) -> None:
             stream.close()
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    reap_emulators(wait=True)
+    FORKS.close()
+
+
 @pytest.fixture
 def clean_env(tmp_path: Path) -> dict[str, str]:
     """An environment with a private HOME and config dir and no CA variables."""
     return private_env(tmp_path)
 
 
-@pytest.fixture
-def start_emulator(tmp_path: Path, clean_env: dict[str, str]) -> Iterator[Callable[..., Emulator]]:
-    """Start ``tsd-s3cmd-emulator --port 0`` with extra arguments; stopped at teardown."""
-    running: list[subprocess.Popen] = []
+def _emulators(
+    tmp_path: Path, env: dict[str, str], forked: bool
+) -> Iterator[Callable[..., Emulator]]:
+    running: list[Process] = []
 
     def start(*args: str, s3cfg: Path | None = None, ca: Path | None = None) -> Emulator:
         s3cfg = s3cfg or tmp_path / f"emulator-{len(running)}.s3cfg"
-        emulator = launch_emulator(clean_env, s3cfg, *args, ca=ca)
+        emulator = launch_emulator(env, s3cfg, *args, ca=ca, forked=forked)
         running.append(emulator.process)
         return emulator
 
     yield start
     for proc in running:
         stop_emulator(proc)
+
+
+@pytest.fixture
+def start_emulator(tmp_path: Path, clean_env: dict[str, str]) -> Iterator[Callable[..., Emulator]]:
+    """Start ``tsd-s3cmd-emulator --port 0`` with extra arguments; stopped at teardown."""
+    yield from _emulators(tmp_path, clean_env, forked=True)
+
+
+@pytest.fixture
+def start_emulator_process(
+    tmp_path: Path, clean_env: dict[str, str]
+) -> Iterator[Callable[..., Emulator]]:
+    """As ``start_emulator``, but each a process of the console script (not forked)."""
+    yield from _emulators(tmp_path, clean_env, forked=False)
 
 
 @pytest.fixture
@@ -227,3 +283,4 @@ def emulator(start_emulator: Callable[..., Emulator], tmp_path: Path) -> Emulato
     emu = start_emulator("--export-dir", str(export))
     emu.extra["export_dir"] = export
     return emu
+

@@ -21,6 +21,14 @@ from .test_gateway import assert_s3_refused, last_s3, s3, s3cmd
 CA_VARS = ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR", "CURL_CA_BUNDLE")
 
 
+@pytest.fixture
+def start_emulator(
+    start_emulator_process: Callable[..., Emulator],
+) -> Callable[..., Emulator]:
+    """This module tests the emulator as a command: processes of its console script."""
+    return start_emulator_process
+
+
 def read_s3cfg(path: Path) -> dict[str, str]:
     """The ``key = value`` lines of an s3cmd config."""
     pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)

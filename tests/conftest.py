@@ -1,9 +1,22 @@
-"""Fixtures shared by the whole suite.
+"""Fixtures shared by the whole suite, and the marks every test must get right.
 
 Every test that touches the outside world gets it from here: a private HOME
 and config directory, a clean environment (this machine exports CA bundle
-variables that the tests must not depend on), and a real
-``tsd-s3cmd-emulator`` process listening on a free port.
+variables that the tests must not depend on), and a ``tsd-s3cmd-emulator``
+listening on a free port (forked from a helper that has it imported already:
+tests/forked_emulators.py says why and how).
+
+Marks (registered in pyproject.toml):
+
+``@pytest.mark.s3cmd``: the test runs s3cmd's code: a process it starts
+(tsd-s3cmd, plain s3cmd, the benchmark) imports s3cmd's ``S3`` package, or its
+module imports ``S3`` or ``tsd_s3cmd.s3cmd_shim`` itself. The test command
+runs these tests a second time with s3cmd 2.3.0 (``-m s3cmd``), and only
+these: the others would do the same thing twice. Nobody has to guess: every
+process the tests start notes when it imports ``S3`` (s3cmd_watch/), and a
+passing test fails at teardown when it is marked and ran no s3cmd code, or
+ran some and is not marked. Mark a module whose tests all run s3cmd with
+``pytestmark = pytest.mark.s3cmd``, a test or a parametrized case otherwise.
 """
 
 from __future__ import annotations
@@ -11,10 +24,12 @@ from __future__ import annotations
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -28,6 +43,8 @@ from .forked_emulators import EmulatorForks, ForkedEmulator
 
 Process = Union[subprocess.Popen, ForkedEmulator]
 BIN = Path(sys.executable).parent
+S3CMD_WATCH = Path(__file__).parent / "s3cmd_watch"  # its sitecustomize.py notes S3 imports
+S3CMD_TRACE = "TESTS_S3CMD_TRACE"
 
 # Variables that would let a test pass only on a machine that happens to set them.
 _SCRUBBED = (
@@ -284,3 +301,65 @@ def emulator(start_emulator: Callable[..., Emulator], tmp_path: Path) -> Emulato
     emu.extra["export_dir"] = export
     return emu
 
+
+# --- Which tests run s3cmd's code -------------------------------------------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every process the tests start notes, in this process's own folder, when it imports S3."""
+    os.environ[S3CMD_TRACE] = tempfile.mkdtemp(prefix="tsd-s3cmd-tests-s3cmd-trace-")
+    path = os.environ.get("PYTHONPATH", "")
+    if str(S3CMD_WATCH) not in path.split(os.pathsep):
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, (str(S3CMD_WATCH), path)))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(os.environ.pop(S3CMD_TRACE), ignore_errors=True)
+
+
+_CALL_REPORT = pytest.StashKey[pytest.TestReport]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytest.TestReport:
+    report = yield
+    if report.when == "call":
+        item.stash[_CALL_REPORT] = report
+    return report
+
+
+def _imports_s3cmd(module: object) -> bool:
+    """The test module itself uses s3cmd's code: S3, or the shim that runs it in-process."""
+    return any(
+        (getattr(value, "__name__", None) if isinstance(value, type(sys)) else
+         getattr(value, "__module__", None) or "").split(".")[0] == "S3"
+        or getattr(value, "__name__", None) == "tsd_s3cmd.s3cmd_shim"
+        for value in vars(module).values()
+    )  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _s3cmd_mark_is_right(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A passing test is marked ``s3cmd`` exactly when it ran s3cmd's code."""
+    trace = Path(os.environ[S3CMD_TRACE])
+    before = set(trace.iterdir())
+    yield
+    report = request.node.stash.get(_CALL_REPORT, None)
+    if report is None or not report.passed:
+        return
+    ran = set(trace.iterdir()) != before or _imports_s3cmd(request.module)
+    marked = request.node.get_closest_marker("s3cmd") is not None
+    if ran and not marked:
+        pytest.fail(
+            "this test runs s3cmd's code (a process it started imported s3cmd's S3 package, "
+            "or its module imports S3 or tsd_s3cmd.s3cmd_shim) but is not marked s3cmd: "
+            "add @pytest.mark.s3cmd (or pytestmark = pytest.mark.s3cmd for the whole module) "
+            "so that the s3cmd 2.3.0 pass runs it too",
+            pytrace=False,
+        )
+    if marked and not ran:
+        pytest.fail(
+            "this test is marked s3cmd but runs none of s3cmd's code: take the mark off "
+            "(the s3cmd 2.3.0 pass need not run it again)",
+            pytrace=False,
+        )

@@ -27,6 +27,8 @@ from ..conftest import Emulator, launch_emulator, private_env, stop_emulator
 from .conftest import DEMO, Result, Tsd
 from .test_errors import one_line
 
+pytestmark = pytest.mark.s3cmd  # every test here runs s3cmd's code
+
 IMPORT, EXPORT = "s3import", "s3export"
 MiB = 1024 * 1024
 EXPORTED = {"results.csv": b"id,value\n1,42\n", "sub dir/notes.txt": b"export me\n"}

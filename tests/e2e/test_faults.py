@@ -82,6 +82,7 @@ def patient_s3cfg(tsd: Tsd) -> str:
     return str(path)
 
 
+@pytest.mark.s3cmd
 @pytest.mark.slow
 def test_s3_faults_mid_upload_retried_or_resumable(tsd: Tsd, tmp_path: Path) -> None:
     data = bucket_and_file(tsd, "faulty", tmp_path / "faulty.bin", 30 * MiB)

@@ -15,6 +15,8 @@ import pytest
 from ..conftest import BIN
 from .conftest import DEMO, Tsd
 
+pytestmark = pytest.mark.s3cmd  # every test here runs s3cmd's code
+
 MiB = 1024 * 1024
 
 

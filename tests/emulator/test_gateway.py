@@ -636,6 +636,7 @@ def test_projects_have_separate_buckets(start_emulator: Callable[..., Emulator])
 # --- s3cmd ---------------------------------------------------------------------------
 
 
+@pytest.mark.s3cmd
 def test_s3cmd_mb_and_put_with_headers(emulator: Emulator, clean_env: dict, tmp_path: Path) -> None:
     token = access_token(emulator)
     made = s3cmd(clean_env, emulator.s3cfg, "mb", "s3://withheaders", token=token)
@@ -650,6 +651,7 @@ def test_s3cmd_mb_and_put_with_headers(emulator: Emulator, clean_env: dict, tmp_
     assert emulator.object("withheaders", "x/hello world.txt") == b"hello TSD\n"
 
 
+@pytest.mark.s3cmd
 def test_s3cmd_mb_without_headers_is_refused(emulator: Emulator, clean_env: dict) -> None:
     made = s3cmd(clean_env, emulator.s3cfg, "mb", "s3://noheaders")
     assert made.returncode != 0
@@ -658,6 +660,7 @@ def test_s3cmd_mb_without_headers_is_refused(emulator: Emulator, clean_env: dict
     assert "AccessDenied" in made.stderr or "denied" in made.stderr.lower(), made.stderr
 
 
+@pytest.mark.s3cmd
 def test_no_token_check(start_emulator: Callable[..., Emulator], clean_env: dict) -> None:
     emu = start_emulator("--no-token-check")
     made = s3cmd(clean_env, emu.s3cfg, "mb", "s3://free")

@@ -101,6 +101,7 @@ def curl(env: dict[str, str], *args: str) -> tuple[int, dict]:
     return int(status), json.loads(body) if body.strip() else {}
 
 
+@pytest.mark.s3cmd
 @pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
 def test_scripted_curl_session(emulator: Emulator, clean_env: dict[str, str]) -> None:
     base = f"{emulator.url}/v1/p11/auth"
@@ -150,6 +151,7 @@ def no_ca_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(var, raising=False)
 
 
+@pytest.mark.s3cmd
 def test_tls(
     start_emulator: Callable[..., Emulator],
     tmp_path: Path,

@@ -14,6 +14,8 @@ from tsd_s3cmd.runner import resume_command
 
 from .test_tokens import make_jwt
 
+pytestmark = pytest.mark.s3cmd  # every test here runs s3cmd's code
+
 
 def test_the_installed_s3cmd_fits_the_hooks() -> None:
     s3cmd_shim.check_compatible()

@@ -17,6 +17,17 @@ process the tests start notes when it imports ``S3`` (s3cmd_watch/), and a
 passing test fails at teardown when it is marked and ran no s3cmd code, or
 ran some and is not marked. Mark a module whose tests all run s3cmd with
 ``pytestmark = pytest.mark.s3cmd``, a test or a parametrized case otherwise.
+
+``@pytest.mark.apart``: the test cannot share the machine with other tests:
+it bounds a time from above, starts many processes that must contend, or has
+failed when the machine was busy for reasons not yet understood. The test
+command runs the suite with pytest-xdist, several tests at once, but without
+these (``-m "not apart"``); then these alone, one after another, without
+xdist (``-m apart``). Each costs its whole run time in wall time, so first
+try to make a test independent of load (wait for a condition, not a time);
+most tests need nothing, as each has its own HOME, config dir and emulator.
+Slow tests (``@pytest.mark.slow``) are started first, so that their waiting
+overlaps the short tests.
 """
 
 from __future__ import annotations
@@ -300,6 +311,14 @@ def emulator(start_emulator: Callable[..., Emulator], tmp_path: Path) -> Emulato
     emu = start_emulator("--export-dir", str(export))
     emu.extra["export_dir"] = export
     return emu
+
+
+# --- Order, and which tests run apart --------------------------------------------------
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The slow tests first: under pytest-xdist they then wait while the short ones run."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 # --- Which tests run s3cmd's code -------------------------------------------------------

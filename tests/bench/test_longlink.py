@@ -112,6 +112,9 @@ def round_trip(port: int, payload: bytes) -> bytes:
     return echoed
 
 
+# Once, under pytest-xdist on a machine at a load of 8, an echo came back short
+# (65536 of 278540 bytes) with no error; not seen alone, cause not found yet.
+@pytest.mark.apart
 def test_bytes_pass_intact_both_ways_over_many_connections(proxy_to) -> None:
     target = Target(echo)
     port = proxy_to(target.port, "--delay-ms", "5", "--rate-mbps", "40")

@@ -55,6 +55,7 @@ def broken_api() -> Iterator[http.server.ThreadingHTTPServer]:
     server.server_close()
 
 
+@pytest.mark.apart  # bounds the time the tries take from above
 @pytest.mark.parametrize("mode", ["500", "slow", "close"])
 def test_auth_api_faults_end_in_one_line_after_three_tries(
     tsd: Tsd, broken_api: http.server.ThreadingHTTPServer, mode: str

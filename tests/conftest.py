@@ -325,7 +325,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Every process the tests start notes, in this process's own folder, when it imports S3."""
+    """Every process the tests start notes, in this process's own folder, when it imports S3.
+
+    And each keeps what it compiles, as Python does by default: where the
+    environment sets PYTHONDONTWRITEBYTECODE (this machine's does), each of the
+    thousand tsd-s3cmd runs would compile tsd-s3cmd's modules again.
+    """
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     os.environ[S3CMD_TRACE] = tempfile.mkdtemp(prefix="tsd-s3cmd-tests-s3cmd-trace-")
     path = os.environ.get("PYTHONPATH", "")
     if str(S3CMD_WATCH) not in path.split(os.pathsep):

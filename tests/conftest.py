@@ -1,9 +1,33 @@
-"""Fixtures shared by the whole suite.
+"""Fixtures shared by the whole suite, and the marks every test must get right.
 
 Every test that touches the outside world gets it from here: a private HOME
 and config directory, a clean environment (this machine exports CA bundle
-variables that the tests must not depend on), and a real
-``tsd-s3cmd-emulator`` process listening on a free port.
+variables that the tests must not depend on), and a ``tsd-s3cmd-emulator``
+listening on a free port (forked from a helper that has it imported already:
+tests/forked_emulators.py says why and how).
+
+Marks (registered in pyproject.toml):
+
+``@pytest.mark.s3cmd``: the test runs s3cmd's code: a process it starts
+(tsd-s3cmd, plain s3cmd, the benchmark) imports s3cmd's ``S3`` package, or its
+module imports ``S3`` or ``tsd_s3cmd.s3cmd_shim`` itself. The test command
+runs these tests a second time with s3cmd 2.3.0 (``-m s3cmd``), and only
+these: the others would do the same thing twice. Nobody has to guess: every
+process the tests start notes when it imports ``S3`` (s3cmd_watch/), and a
+passing test fails at teardown when it is marked and ran no s3cmd code, or
+ran some and is not marked. Mark a module whose tests all run s3cmd with
+``pytestmark = pytest.mark.s3cmd``, a test or a parametrized case otherwise.
+
+``@pytest.mark.apart``: the test cannot share the machine with other tests:
+it bounds a time from above, starts many processes that must contend, or has
+failed when the machine was busy for reasons not yet understood. The test
+command runs the suite with pytest-xdist, several tests at once, but without
+these (``-m "not apart"``); then these alone, one after another, without
+xdist (``-m apart``). Each costs its whole run time in wall time, so first
+try to make a test independent of load (wait for a condition, not a time);
+most tests need nothing, as each has its own HOME, config dir and emulator.
+Slow tests (``@pytest.mark.slow``) are started first, so that their waiting
+overlaps the short tests.
 """
 
 from __future__ import annotations
@@ -11,20 +35,27 @@ from __future__ import annotations
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Union
 
 import pytest
 
+from .forked_emulators import EmulatorForks, ForkedEmulator
+
+Process = Union[subprocess.Popen, ForkedEmulator]
 BIN = Path(sys.executable).parent
+S3CMD_WATCH = Path(__file__).parent / "s3cmd_watch"  # its sitecustomize.py notes S3 imports
+S3CMD_TRACE = "TESTS_S3CMD_TRACE"
 
 # Variables that would let a test pass only on a machine that happens to set them.
 _SCRUBBED = (
@@ -51,7 +82,7 @@ class Emulator:
     """A running emulator process and the ways tests look inside it."""
 
     url: str
-    process: subprocess.Popen
+    process: Process
     s3cfg: Path
     ca: Path | None = None
     extra: dict = field(default_factory=dict)
@@ -135,7 +166,7 @@ class Emulator:
         return self._post(f"/_emulator/export-group?project={project}", body)
 
 
-def _read_line(proc: subprocess.Popen, timeout: float) -> str:
+def _read_line(proc: Process, timeout: float) -> str:
     deadline = time.monotonic() + timeout
     line = b""
     while not line.endswith(b"\n"):
@@ -169,16 +200,30 @@ def private_env(root: Path) -> dict[str, str]:
     return env
 
 
+FORKS = EmulatorForks()
+_STOPPING: list[Process] = []  # emulators told to stop, not yet seen to have stopped
+
+
 def launch_emulator(
-    env: dict[str, str], s3cfg: Path, *args: str, ca: Path | None = None
+    env: dict[str, str], s3cfg: Path, *args: str, ca: Path | None = None, forked: bool = True
 ) -> Emulator:
-    """Start ``tsd-s3cmd-emulator --port 0`` and wait for its listening line."""
-    cmd = [str(BIN / "tsd-s3cmd-emulator"), "--port", "0", "--write-s3cfg", str(s3cfg)]
+    """Start ``tsd-s3cmd-emulator --port 0`` and wait for its listening line.
+
+    ``forked``: from this process's helper, which has the emulator imported
+    already (tests/forked_emulators.py); otherwise the console script itself.
+    """
+    argv = ["--port", "0", "--write-s3cfg", str(s3cfg)]
     if ca is not None:
-        cmd += ["--tls", "--ca-out", str(ca)]
-    proc = subprocess.Popen(
-        [*cmd, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
-    )
+        argv += ["--tls", "--ca-out", str(ca)]
+    argv += args
+    proc: Process
+    if forked:
+        proc = FORKS.launch(argv, env, os.getcwd())
+    else:
+        proc = subprocess.Popen(
+            [str(BIN / "tsd-s3cmd-emulator"), *argv],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        )  # fmt: skip
     try:
         line = _read_line(proc, timeout=60)
     except BaseException:
@@ -189,7 +234,27 @@ def launch_emulator(
     return Emulator(url=line[len(prefix) :], process=proc, s3cfg=s3cfg, ca=ca)
 
 
-def stop_emulator(proc: subprocess.Popen) -> None:
+def stop_emulator(proc: Process) -> None:
+    """Tell an emulator to stop; see it stopped later (:func:`reap_emulators`).
+
+    It takes a few tenths of a second to stop, and no test needs to wait for that.
+    """
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    _STOPPING.append(proc)
+    reap_emulators(wait=False)
+
+
+def reap_emulators(wait: bool) -> None:
+    """Forget the emulators that have stopped; with ``wait``, all of them (killed after 10 s)."""
+    for proc in list(_STOPPING):
+        if wait or proc.poll() is not None:
+            stop_process(proc)
+            _STOPPING.remove(proc)
+
+
+def stop_process(proc: Process) -> None:
+    """SIGTERM, and wait for the process to end (SIGKILL after 10 s); close its pipes."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -202,26 +267,45 @@ def stop_emulator(proc: subprocess.Popen) -> None:
             stream.close()
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    reap_emulators(wait=True)
+    FORKS.close()
+
+
 @pytest.fixture
 def clean_env(tmp_path: Path) -> dict[str, str]:
     """An environment with a private HOME and config dir and no CA variables."""
     return private_env(tmp_path)
 
 
-@pytest.fixture
-def start_emulator(tmp_path: Path, clean_env: dict[str, str]) -> Iterator[Callable[..., Emulator]]:
-    """Start ``tsd-s3cmd-emulator --port 0`` with extra arguments; stopped at teardown."""
-    running: list[subprocess.Popen] = []
+def _emulators(
+    tmp_path: Path, env: dict[str, str], forked: bool
+) -> Iterator[Callable[..., Emulator]]:
+    running: list[Process] = []
 
     def start(*args: str, s3cfg: Path | None = None, ca: Path | None = None) -> Emulator:
         s3cfg = s3cfg or tmp_path / f"emulator-{len(running)}.s3cfg"
-        emulator = launch_emulator(clean_env, s3cfg, *args, ca=ca)
+        emulator = launch_emulator(env, s3cfg, *args, ca=ca, forked=forked)
         running.append(emulator.process)
         return emulator
 
     yield start
     for proc in running:
         stop_emulator(proc)
+
+
+@pytest.fixture
+def start_emulator(tmp_path: Path, clean_env: dict[str, str]) -> Iterator[Callable[..., Emulator]]:
+    """Start ``tsd-s3cmd-emulator --port 0`` with extra arguments; stopped at teardown."""
+    yield from _emulators(tmp_path, clean_env, forked=True)
+
+
+@pytest.fixture
+def start_emulator_process(
+    tmp_path: Path, clean_env: dict[str, str]
+) -> Iterator[Callable[..., Emulator]]:
+    """As ``start_emulator``, but each a process of the console script (not forked)."""
+    yield from _emulators(tmp_path, clean_env, forked=False)
 
 
 @pytest.fixture
@@ -234,3 +318,80 @@ def emulator(start_emulator: Callable[..., Emulator], tmp_path: Path) -> Emulato
     emu = start_emulator("--export-dir", str(export))
     emu.extra["export_dir"] = export
     return emu
+
+
+# --- Order, and which tests run apart --------------------------------------------------
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The slow tests first: under pytest-xdist they then wait while the short ones run."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+# --- Which tests run s3cmd's code -------------------------------------------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every process the tests start notes, in this process's own folder, when it imports S3.
+
+    And each keeps what it compiles, as Python does by default: where the
+    environment sets PYTHONDONTWRITEBYTECODE (this machine's does), each of the
+    thousand tsd-s3cmd runs would compile tsd-s3cmd's modules again.
+    """
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    os.environ[S3CMD_TRACE] = tempfile.mkdtemp(prefix="tsd-s3cmd-tests-s3cmd-trace-")
+    path = os.environ.get("PYTHONPATH", "")
+    if str(S3CMD_WATCH) not in path.split(os.pathsep):
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, (str(S3CMD_WATCH), path)))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(os.environ.pop(S3CMD_TRACE), ignore_errors=True)
+
+
+_CALL_REPORT = pytest.StashKey[pytest.TestReport]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytest.TestReport:
+    report = yield
+    if report.when == "call":
+        item.stash[_CALL_REPORT] = report
+    return report
+
+
+def _imports_s3cmd(module: object) -> bool:
+    """The test module itself uses s3cmd's code: S3, or the shim that runs it in-process."""
+    return any(
+        (getattr(value, "__name__", None) if isinstance(value, type(sys)) else
+         getattr(value, "__module__", None) or "").split(".")[0] == "S3"
+        or getattr(value, "__name__", None) == "tsd_s3cmd.s3cmd_shim"
+        for value in vars(module).values()
+    )  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _s3cmd_mark_is_right(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A passing test is marked ``s3cmd`` exactly when it ran s3cmd's code."""
+    trace = Path(os.environ[S3CMD_TRACE])
+    before = set(trace.iterdir())
+    yield
+    report = request.node.stash.get(_CALL_REPORT, None)
+    if report is None or not report.passed:
+        return
+    ran = set(trace.iterdir()) != before or _imports_s3cmd(request.module)
+    marked = request.node.get_closest_marker("s3cmd") is not None
+    if ran and not marked:
+        pytest.fail(
+            "this test runs s3cmd's code (a process it started imported s3cmd's S3 package, "
+            "or its module imports S3 or tsd_s3cmd.s3cmd_shim) but is not marked s3cmd: "
+            "add @pytest.mark.s3cmd (or pytestmark = pytest.mark.s3cmd for the whole module) "
+            "so that the s3cmd 2.3.0 pass runs it too",
+            pytrace=False,
+        )
+    if marked and not ran:
+        pytest.fail(
+            "this test is marked s3cmd but runs none of s3cmd's code: take the mark off "
+            "(the s3cmd 2.3.0 pass need not run it again)",
+            pytrace=False,
+        )

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import closed_port, stop_emulator
+from ..conftest import closed_port, stop_process
 
 LONGLINK = Path(__file__).resolve().parents[2] / "benchmarks" / "longlink.py"
 MiB = 1024 * 1024
@@ -75,7 +75,7 @@ def start_proxy(port: int, *extra: str) -> tuple[subprocess.Popen, int]:
     )
     assert proc.stdout is not None
     if not select.select([proc.stdout], [], [], 60)[0]:
-        stop_emulator(proc)
+        stop_process(proc)
         raise RuntimeError("the proxy did not start")
     line = proc.stdout.readline().decode().strip()
     assert line.startswith("longlink listening on 127.0.0.1:"), line
@@ -94,7 +94,7 @@ def proxy_to() -> Iterator:
 
     yield start
     for proc in running:
-        stop_emulator(proc)
+        stop_process(proc)
         assert proc.returncode == 0
 
 
@@ -112,6 +112,9 @@ def round_trip(port: int, payload: bytes) -> bytes:
     return echoed
 
 
+# Once, under pytest-xdist on a machine at a load of 8, an echo came back short
+# (65536 of 278540 bytes) with no error; not seen alone, cause not found yet.
+@pytest.mark.apart
 def test_bytes_pass_intact_both_ways_over_many_connections(proxy_to) -> None:
     target = Target(echo)
     port = proxy_to(target.port, "--delay-ms", "5", "--rate-mbps", "40")

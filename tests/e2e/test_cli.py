@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import platform
 
+import pytest
+
 from .conftest import DEMO, Tsd
 
 
@@ -38,12 +40,14 @@ def test_guide_and_help_are_ours(tsd: Tsd) -> None:
         assert needle in guide, needle
 
 
+@pytest.mark.s3cmd
 def test_s3cmd_help_is_s3cmds(tsd: Tsd) -> None:
     result = tsd.ok("--s3cmd-help")
     assert "--multipart-chunk-size-mb" in result.stdout
     assert "Usage: tsd-s3cmd" in result.stdout
 
 
+@pytest.mark.s3cmd
 def test_version_names_everything(tsd: Tsd) -> None:
     out = tsd.ok("--version").stdout
     assert out.startswith("tsd-s3cmd ")
@@ -51,6 +55,7 @@ def test_version_names_everything(tsd: Tsd) -> None:
     assert platform.system() in out
 
 
+@pytest.mark.s3cmd
 def test_usetest_picks_the_test_registration(tsd: Tsd) -> None:
     tsd.ok("--usetest", "--register", input=DEMO)
     creds = json.loads((tsd.config_dir / "credentials.json").read_text())
@@ -62,6 +67,7 @@ def test_usetest_picks_the_test_registration(tsd: Tsd) -> None:
     tsd.ok("--usetest", "mb", "s3://testbucket", input=DEMO)
 
 
+@pytest.mark.s3cmd
 def test_usealt_and_env_flags_agree(tsd: Tsd) -> None:
     tsd.ok("--register", "--usealt", input=DEMO)
     tsd.ok("mb", "s3://altbucket", "--env=alt", input=DEMO)
@@ -69,6 +75,7 @@ def test_usealt_and_env_flags_agree(tsd: Tsd) -> None:
     assert conflict.returncode == 64 and "choose one environment" in conflict.stderr
 
 
+@pytest.mark.s3cmd
 def test_project_chooses_among_several(make_tsd) -> None:  # type: ignore[no-untyped-def]
     tsd = make_tsd("--user", "p12-alice:alice-pw:654321")
     tsd.register()
@@ -86,6 +93,7 @@ def test_project_chooses_among_several(make_tsd) -> None:  # type: ignore[no-unt
     assert all(e["status"] == 200 for e in made)
 
 
+@pytest.mark.s3cmd
 def test_status_and_logout(tsd: Tsd) -> None:
     tsd.register()
     tsd.ok("mb", "s3://bucket-one", input=DEMO)

@@ -26,6 +26,8 @@ from tsd_s3cmd import tokens
 from .conftest import DEMO, Result, Tsd, member_home
 from .test_errors import one_line
 
+pytestmark = pytest.mark.s3cmd  # every test here runs s3cmd's code
+
 IMPORT, EXPORT = "s3import", "s3export"
 MiB = 1024 * 1024
 EXPORTED = {"results.csv": b"id,value\n1,42\n", "sub dir/notes.txt": b"export me\n"}

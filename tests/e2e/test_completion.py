@@ -35,6 +35,7 @@ def bash_offers(tsd: Tsd, completion: Path, *words: str) -> list[str]:
     return [word for word in done.stdout.splitlines() if word]
 
 
+@pytest.mark.s3cmd
 def test_bash_completes_options_commands_environments_projects_and_paths(tsd: Tsd) -> None:
     completion = script(tsd, "bash")
     # Options: TSD's and s3cmd's own (--region is s3cmd's).
@@ -65,6 +66,7 @@ def test_bash_completes_options_commands_environments_projects_and_paths(tsd: Ts
     assert len(tsd.emulator.log()) == requests
 
 
+@pytest.mark.s3cmd
 def test_the_script_holds_what_the_installed_s3cmd_offers(tsd: Tsd) -> None:
     completion = script(tsd, "bash").read_text()
     helped = subprocess.run(
@@ -88,6 +90,7 @@ def test_projects_question_is_quiet_when_the_store_is_damaged(tsd: Tsd) -> None:
     ]
 
 
+@pytest.mark.s3cmd
 @pytest.mark.skipif(not shutil.which("fish"), reason="fish is not installed")
 def test_fish_completes_the_same_words(tsd: Tsd) -> None:
     completion = script(tsd, "fish")
@@ -107,6 +110,7 @@ def test_fish_completes_the_same_words(tsd: Tsd) -> None:
     assert offers("tsd-s3cmd --project ") == ["p11"]
 
 
+@pytest.mark.s3cmd
 @pytest.mark.skipif(not shutil.which("zsh"), reason="zsh is not installed")
 def test_zsh_script_loads_and_registers_itself(tsd: Tsd) -> None:
     completion = script(tsd, "zsh")

@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PEERS = {"aws": "aws cli", "rclone": "rclone"}  # from the bench extra, which CI need not install
 
 
+@pytest.mark.s3cmd
 def test_the_readme_demo_round_trip(clean_env: dict[str, str]) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "tsd_s3cmd.emulator.demo"],
@@ -25,6 +26,7 @@ def test_the_readme_demo_round_trip(clean_env: dict[str, str]) -> None:
     assert "eyJ" not in result.stdout  # no token or key shown along the way
 
 
+@pytest.mark.s3cmd
 @pytest.mark.slow
 def test_benchmark_quick_mode_reports_every_case(clean_env: dict[str, str], tmp_path: Path) -> None:
     """Both tables; aws cli and rclone are measured when the bench extra is installed."""

@@ -6,6 +6,8 @@ import base64
 import json
 from pathlib import Path
 
+import pytest
+
 from ..conftest import closed_port
 from .conftest import DEMO, NOEXPORT, Result, Tsd
 
@@ -39,6 +41,7 @@ def test_wrong_password_at_registration(tsd: Tsd) -> None:
     assert not (tsd.config_dir / "credentials.json").exists()
 
 
+@pytest.mark.s3cmd
 def test_wrong_one_time_code_at_login(tsd: Tsd) -> None:
     tsd.register()
     result = tsd.run("mb", "s3://bucket-b", input="p11-demo\ndemo-password\n000000\n")
@@ -53,6 +56,7 @@ def test_user_of_another_project(tsd: Tsd) -> None:
     one_line(result, 64, "belongs to p12, not p11")
 
 
+@pytest.mark.s3cmd
 def test_project_not_registered(tsd: Tsd) -> None:
     tsd.register()
     result = tsd.run("--project", "p99", "ls", input=DEMO)
@@ -66,6 +70,7 @@ def test_malformed_project_and_unknown_environment(tsd: Tsd) -> None:
     one_line(tsd.run("--env", "staging", "ls"), 64, "'staging' is not one of")
 
 
+@pytest.mark.s3cmd
 def test_api_unreachable_names_the_host(tsd: Tsd) -> None:
     tsd.register()
     port = closed_port()
@@ -73,12 +78,14 @@ def test_api_unreachable_names_the_host(tsd: Tsd) -> None:
     one_line(result, 75, f"cannot reach the TSD API at 127.0.0.1:{port}")
 
 
+@pytest.mark.s3cmd
 def test_export_refused_outside_the_export_group(tsd: Tsd) -> None:
     tsd.register(NOEXPORT)
     result = tsd.run("get", "s3://export-bucket/results.csv", "out.csv", input=NOEXPORT)
     one_line(result, 77, "may not export data from p11", "p11-export-group")
 
 
+@pytest.mark.s3cmd
 def test_token_type_refused_by_the_s3_api(tsd: Tsd) -> None:
     tsd.register()
     token = tsd.ok("--print-token-for", "put", input=DEMO).stdout.strip()
@@ -90,6 +97,7 @@ def test_token_type_refused_by_the_s3_api(tsd: Tsd) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.s3cmd
 def test_expired_api_key_that_cannot_be_renewed(tsd: Tsd) -> None:
     tsd.register()
     creds_path = tsd.config_dir / "credentials.json"
@@ -100,6 +108,7 @@ def test_expired_api_key_that_cannot_be_renewed(tsd: Tsd) -> None:
     one_line(result, 77, "API key for p11 (prod) has expired", "register again")
 
 
+@pytest.mark.s3cmd
 def test_missing_s3cfg_shows_what_it_must_contain(tsd: Tsd) -> None:
     tsd.register()
     (tsd.home / ".s3cfg").unlink()
@@ -112,6 +121,7 @@ def test_missing_s3cfg_shows_what_it_must_contain(tsd: Tsd) -> None:
     assert not tsd.auth_calls("token")  # no login for a run that cannot work
 
 
+@pytest.mark.s3cmd
 def test_host_mismatch_warns(tsd: Tsd) -> None:
     tsd.register()
     token = tsd.ok("--print-token-for", "put", input=DEMO).stdout.strip()
@@ -121,6 +131,7 @@ def test_host_mismatch_warns(tsd: Tsd) -> None:
     assert "warning:" in result.stderr and "api.tsd.usit.no" in result.stderr
 
 
+@pytest.mark.s3cmd
 def test_corrupt_token_cache_means_a_new_login(tsd: Tsd) -> None:
     tsd.register()
     tsd.ok("mb", "s3://bucket-two", input=DEMO)
@@ -131,6 +142,7 @@ def test_corrupt_token_cache_means_a_new_login(tsd: Tsd) -> None:
     json.loads((tsd.config_dir / "tokens.json").read_text())
 
 
+@pytest.mark.s3cmd
 def test_corrupt_credentials_say_register_again(tsd: Tsd) -> None:
     tsd.register()
     (tsd.config_dir / "credentials.json").write_text("{not json")
@@ -139,6 +151,7 @@ def test_corrupt_credentials_say_register_again(tsd: Tsd) -> None:
     assert (tsd.config_dir / "credentials.json.corrupt").read_text() == "{not json"
 
 
+@pytest.mark.s3cmd
 def test_no_credentials_and_no_terminal_fails_at_once(tsd: Tsd, tmp_path: Path) -> None:
     tsd.register()
     result = tsd.run("ls", timeout=20)

@@ -55,6 +55,7 @@ def broken_api() -> Iterator[http.server.ThreadingHTTPServer]:
     server.server_close()
 
 
+@pytest.mark.apart  # bounds the time the tries take from above
 @pytest.mark.parametrize("mode", ["500", "slow", "close"])
 def test_auth_api_faults_end_in_one_line_after_three_tries(
     tsd: Tsd, broken_api: http.server.ThreadingHTTPServer, mode: str
@@ -82,6 +83,7 @@ def patient_s3cfg(tsd: Tsd) -> str:
     return str(path)
 
 
+@pytest.mark.s3cmd
 @pytest.mark.slow
 def test_s3_faults_mid_upload_retried_or_resumable(tsd: Tsd, tmp_path: Path) -> None:
     data = bucket_and_file(tsd, "faulty", tmp_path / "faulty.bin", 30 * MiB)

@@ -17,6 +17,8 @@ import pytest
 from ..conftest import BIN
 from .conftest import DEMO, Tsd
 
+pytestmark = pytest.mark.s3cmd  # every test here runs s3cmd's code
+
 _PRELOAD = r"""
 #define _GNU_SOURCE
 #include <dlfcn.h>

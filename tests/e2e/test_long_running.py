@@ -15,6 +15,8 @@ import pytest
 from ..conftest import BIN
 from .conftest import DEMO, Tsd
 
+pytestmark = pytest.mark.s3cmd  # every test here runs s3cmd's code
+
 MiB = 1024 * 1024
 
 
@@ -76,6 +78,7 @@ def test_upload_ten_token_lifetimes_long_needs_no_prompt(make_tsd, tmp_path: Pat
 
 
 @pytest.mark.slow
+@pytest.mark.apart  # sixteen processes that must contend for one refresh
 def test_sixteen_processes_share_one_refresh(make_tsd, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     tsd = make_tsd("--token-lifetime", "2", export=False)
     tsd.register()

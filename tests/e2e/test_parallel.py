@@ -29,6 +29,8 @@ from .test_long_running import (
     wait_for,
 )
 
+pytestmark = pytest.mark.s3cmd  # every test here runs s3cmd's code
+
 PART = ["--multipart-chunk-size-mb=5"]
 
 

@@ -6,6 +6,8 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
+
 from tsd_s3cmd import tokens
 
 from .conftest import DEMO, Tsd
@@ -30,6 +32,7 @@ def test_register_menu_picks_the_environment(tsd: Tsd) -> None:
     assert '"test"' in (tsd.config_dir / "credentials.json").read_text()
 
 
+@pytest.mark.s3cmd
 def test_upload_round_trip_needs_one_login(tsd: Tsd, tmp_path: Path) -> None:
     tsd.register()
     small = tmp_path / "small file ø.txt"
@@ -52,6 +55,7 @@ def test_upload_round_trip_needs_one_login(tsd: Tsd, tmp_path: Path) -> None:
     assert all(e["token_type"] == "s3import" and e["status"] < 400 for e in s3), s3
 
 
+@pytest.mark.s3cmd
 def test_export_needs_one_more_login_and_returns_the_same_bytes(tsd: Tsd, tmp_path: Path) -> None:
     tsd.register()
     export_dir: Path = tsd.emulator.extra["export_dir"]
@@ -68,6 +72,7 @@ def test_export_needs_one_more_login_and_returns_the_same_bytes(tsd: Tsd, tmp_pa
     assert s3 and all(e["token_type"] == "s3export" and e["status"] < 400 for e in s3), s3
 
 
+@pytest.mark.s3cmd
 def test_sync_up_and_down(tsd: Tsd, tmp_path: Path) -> None:
     tsd.register()
     local = tmp_path / "project data"
@@ -99,6 +104,7 @@ def test_sync_up_and_down(tsd: Tsd, tmp_path: Path) -> None:
     assert all(e["status"] < 400 for e in tsd.emulator.s3_log())
 
 
+@pytest.mark.s3cmd
 def test_print_token_for_put_then_use_it_without_any_config(tsd: Tsd, tmp_path: Path) -> None:
     tsd.register()
     result = tsd.ok("--print-token-for", "put", input=DEMO)
@@ -121,6 +127,7 @@ def test_print_token_for_put_then_use_it_without_any_config(tsd: Tsd, tmp_path: 
     assert len(tsd.auth_calls("token")) == 1
 
 
+@pytest.mark.s3cmd
 def test_odd_file_names_survive(tsd: Tsd, tmp_path: Path) -> None:
     tsd.register()
     tsd.ok("mb", "s3://odd", input=DEMO)

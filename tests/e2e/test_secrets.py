@@ -8,10 +8,14 @@ import stat
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from ..conftest import BIN
 from .conftest import ALICE, DEMO, Tsd
 from .test_long_running import MiB, bucket_and_file, start, stored_parts
 from .test_setup import key_lines
+
+pytestmark = pytest.mark.s3cmd  # every test here runs s3cmd's code
 
 
 def secrets_of(tsd: Tsd) -> list[str]:

@@ -37,6 +37,7 @@ def snapshot(tsd: Tsd) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in tsd.config_dir.iterdir() if p.is_file()}
 
 
+@pytest.mark.s3cmd
 def test_two_projects_set_up_from_stdin_each_works_with_project_alone(
     two_projects: Tsd, tmp_path: Path
 ) -> None:
@@ -75,6 +76,7 @@ def test_two_projects_set_up_from_stdin_each_works_with_project_alone(
         assert f"s3cmd config: {stored(tsd, pnum)} (stored by --setup)" in status
 
 
+@pytest.mark.s3cmd
 def test_setup_again_replaces_the_keys_and_does_not_register_twice(two_projects: Tsd) -> None:
     tsd = two_projects
     tsd.ok("--setup", "--project", "p11", input="WRONGKEY\nwrong-secret\n" + DEMO)
@@ -88,6 +90,7 @@ def test_setup_again_replaces_the_keys_and_does_not_register_twice(two_projects:
     assert tsd.emulator.s3_log()[-1]["status"] == 200
 
 
+@pytest.mark.s3cmd
 def test_a_user_s3cfg_is_left_alone_and_used_where_nothing_is_stored(two_projects: Tsd) -> None:
     tsd = two_projects
     own = tsd.home / ".s3cfg"
@@ -107,6 +110,7 @@ def test_a_user_s3cfg_is_left_alone_and_used_where_nothing_is_stored(two_project
     tsd.ok("--project", "p22", "-c", str(p22_own), "ls", "s3://from-stored", input=ALICE)
 
 
+@pytest.mark.s3cmd
 @pytest.mark.parametrize(
     ("damage", "expected"),
     [
@@ -137,6 +141,7 @@ def test_a_bad_stored_config_is_refused_in_one_line_and_nothing_moves(
     tsd.ok("--project", "p11", "ls", input=DEMO)  # the other project is not affected
 
 
+@pytest.mark.s3cmd
 def test_forget_removes_a_projects_keys_registration_and_tokens(two_projects: Tsd) -> None:
     tsd = two_projects
     set_up(tsd, "p11", "p22")
@@ -200,6 +205,7 @@ def converse(tsd: Tsd, args: list[str], answers: list[tuple[str, str]]) -> tuple
     return os.waitstatus_to_exitcode(status), transcript.decode("utf-8", "replace")
 
 
+@pytest.mark.s3cmd
 def test_setup_at_a_terminal_does_not_show_the_secret_key(two_projects: Tsd) -> None:
     tsd = two_projects
     keys = tsd.emulator.keys("p22")

@@ -6,10 +6,13 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import trustme
 
 from .conftest import DEMO, Tsd
 from .test_errors import one_line
+
+pytestmark = pytest.mark.s3cmd  # every test here runs s3cmd's code
 
 
 def test_register_put_ls_get_over_https(make_tsd: Callable[..., Tsd], tmp_path: Path) -> None:

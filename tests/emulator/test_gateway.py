@@ -31,6 +31,7 @@ from .test_auth_api import (
     access_token,
     api_key,
     assert_refused,
+    claims,
     login,
     request_token,
     verify,
@@ -195,10 +196,13 @@ def test_garbage_token_is_refused(emulator: Emulator) -> None:
 
 
 def test_expired_token_is_refused(start_emulator: Callable[..., Emulator]) -> None:
-    emu = start_emulator("--token-lifetime", "1")
+    # Tokens carry whole seconds and iat is rounded down: a "1 s" token may have
+    # lived out its life before the first request reaches a busy emulator. 5 s
+    # leaves it at least 4; then the test waits for the token's own exp.
+    emu = start_emulator("--token-lifetime", "5")
     token = access_token(emu)
     assert s3(emu, "GET", "/", token=token).status_code == 200
-    time.sleep(2.2)
+    time.sleep(max(claims(token)["exp"] - time.time(), 0) + 0.2)
     assert_s3_refused(s3(emu, "GET", "/", token=token), "ExpiredToken")
     assert last_s3(emu)["token_type"] == "s3import"
 
@@ -757,6 +761,7 @@ def test_projects_have_separate_buckets(start_emulator: Callable[..., Emulator])
 # --- s3cmd ---------------------------------------------------------------------------
 
 
+@pytest.mark.s3cmd
 def test_s3cmd_mb_and_put_with_headers(emulator: Emulator, clean_env: dict, tmp_path: Path) -> None:
     token = access_token(emulator)
     made = s3cmd(clean_env, emulator.s3cfg, "mb", "s3://withheaders", token=token)
@@ -771,6 +776,7 @@ def test_s3cmd_mb_and_put_with_headers(emulator: Emulator, clean_env: dict, tmp_
     assert emulator.object("withheaders", "x/hello world.txt") == b"hello TSD\n"
 
 
+@pytest.mark.s3cmd
 def test_s3cmd_mb_without_headers_is_refused(emulator: Emulator, clean_env: dict) -> None:
     made = s3cmd(clean_env, emulator.s3cfg, "mb", "s3://noheaders")
     assert made.returncode != 0
@@ -779,6 +785,7 @@ def test_s3cmd_mb_without_headers_is_refused(emulator: Emulator, clean_env: dict
     assert "AccessDenied" in made.stderr or "denied" in made.stderr.lower(), made.stderr
 
 
+@pytest.mark.s3cmd
 def test_no_token_check(start_emulator: Callable[..., Emulator], clean_env: dict) -> None:
     emu = start_emulator("--no-token-check")
     made = s3cmd(clean_env, emu.s3cfg, "mb", "s3://free")

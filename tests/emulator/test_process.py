@@ -21,6 +21,14 @@ from .test_gateway import assert_s3_refused, last_s3, s3, s3cmd
 CA_VARS = ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR", "CURL_CA_BUNDLE")
 
 
+@pytest.fixture
+def start_emulator(
+    start_emulator_process: Callable[..., Emulator],
+) -> Callable[..., Emulator]:
+    """This module tests the emulator as a command: processes of its console script."""
+    return start_emulator_process
+
+
 def read_s3cfg(path: Path) -> dict[str, str]:
     """The ``key = value`` lines of an s3cmd config."""
     pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
@@ -93,6 +101,7 @@ def curl(env: dict[str, str], *args: str) -> tuple[int, dict]:
     return int(status), json.loads(body) if body.strip() else {}
 
 
+@pytest.mark.s3cmd
 @pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
 def test_scripted_curl_session(emulator: Emulator, clean_env: dict[str, str]) -> None:
     base = f"{emulator.url}/v1/p11/auth"
@@ -142,6 +151,7 @@ def no_ca_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(var, raising=False)
 
 
+@pytest.mark.s3cmd
 def test_tls(
     start_emulator: Callable[..., Emulator],
     tmp_path: Path,

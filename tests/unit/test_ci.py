@@ -20,7 +20,16 @@ def test_ci_runs_exactly_the_readme_test_command_as_one_line() -> None:
     assert script[-1] == test_command
 
 
-def test_the_test_command_runs_the_end_to_end_suite_with_s3cmd_2_3_too() -> None:
+def test_the_test_command_runs_all_then_what_runs_s3cmd_with_s3cmd_2_3_too() -> None:
+    """Each pass: the tests at once with pytest-xdist, then those marked apart, alone."""
     test_command = readme_commands()[1]
-    assert "'s3cmd==2.3.0'" in test_command
-    assert test_command.endswith("-m pytest -q tests/e2e")
+    assert ".venv-s3cmd23/bin/pip install -q -e '.[test]' 's3cmd==2.3.0'" in test_command
+    runs = [step for step in test_command.split(" && ") if " -m pytest " in step]
+    assert len(runs) == 4, runs
+    everything, everything_apart, again, again_apart = runs
+    assert everything.startswith(".venv/bin/python -m pytest -q -n ")
+    assert everything.endswith(" -m 'not apart'")
+    assert everything_apart == ".venv/bin/python -m pytest -q -m apart"
+    assert again.startswith(".venv-s3cmd23/bin/python -m pytest -q -n ")
+    assert again.endswith(" -m 's3cmd and not apart'")
+    assert again_apart == ".venv-s3cmd23/bin/python -m pytest -q -m 's3cmd and apart'"

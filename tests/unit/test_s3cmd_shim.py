@@ -12,6 +12,8 @@ from tsd_s3cmd.errors import ConfigError
 
 from .test_tokens import make_jwt
 
+pytestmark = pytest.mark.s3cmd  # every test here runs s3cmd's code
+
 
 def test_the_installed_s3cmd_fits_the_hooks() -> None:
     script = s3cmd_script.load(None)

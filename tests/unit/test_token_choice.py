@@ -21,6 +21,8 @@ from tsd_s3cmd.token_choice import (
 )
 from tsd_s3cmd.tokens import EXPORT, IMPORT
 
+pytestmark = pytest.mark.s3cmd  # every test here runs s3cmd's code
+
 FOLDER = "data/durable/s3-api/export-bucket"
 # The token table: every command a TSD user runs, and the token it takes.
 TABLE = [

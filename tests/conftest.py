@@ -188,8 +188,32 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
-def private_env(root: Path) -> dict[str, str]:
-    """An environment with a HOME under ``root``, its own config dir, and no CA variables."""
+_COMPILED: list[Path] = []
+
+
+def compiled_script() -> Path:
+    """s3cmd's script as tsd-s3cmd compiles and caches it, made once per test process.
+
+    Every test has a new HOME, so every test's first tsd-s3cmd run would
+    compile s3cmd's 3,700 lines (and rewrite its transfer loops) again: a
+    tenth of a second of CPU, hundreds of times a pass. ``private_env`` puts
+    this copy where that run looks for it. tests/e2e/test_cli.py runs with
+    none, and checks what the first run makes.
+    """
+    if not _COMPILED:
+        from tsd_s3cmd import s3cmd_script
+
+        made = Path(tempfile.mkdtemp(prefix="tsd-s3cmd-code-"))
+        s3cmd_script.load(made)
+        _COMPILED.extend(made.glob("s3cmd-*.code"))
+    return _COMPILED[0]
+
+
+def private_env(root: Path, compiled: bool = True) -> dict[str, str]:
+    """An environment with a HOME under ``root``, its own config dir, and no CA variables.
+
+    ``compiled``: s3cmd's script is in HOME's cache already (see ``compiled_script``).
+    """
     env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
     home = root / "home"
     home.mkdir()
@@ -197,6 +221,12 @@ def private_env(root: Path) -> dict[str, str]:
     env["XDG_CONFIG_HOME"] = str(home / ".config")
     env["LANG"] = env["LC_ALL"] = "C.UTF-8"
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    if compiled:
+        cache = home / ".cache" / "tsd-s3cmd"
+        cache.mkdir(mode=0o700, parents=True)
+        code = compiled_script()
+        shutil.copyfile(code, cache / code.name)
+        (cache / code.name).chmod(0o600)
     return env
 
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import platform
+import stat
+import subprocess
+from pathlib import Path
 
 import pytest
 
+from ..conftest import BIN
 from .conftest import DEMO, Tsd
 
 
@@ -45,6 +49,30 @@ def test_s3cmd_help_is_s3cmds(tsd: Tsd) -> None:
     result = tsd.ok("--s3cmd-help")
     assert "--multipart-chunk-size-mb" in result.stdout
     assert "Usage: tsd-s3cmd" in result.stdout
+
+
+@pytest.mark.s3cmd
+def test_the_first_run_compiles_s3cmds_script_once_and_privately(tmp_path: Path) -> None:
+    from ..conftest import private_env
+
+    env = private_env(tmp_path, compiled=False)  # a HOME that has never run tsd-s3cmd
+    cache = Path(env["HOME"]) / ".cache" / "tsd-s3cmd"
+
+    def run() -> str:
+        done = subprocess.run([str(BIN / "tsd-s3cmd"), "--s3cmd-help"], env=env,
+                              capture_output=True, text=True, check=True)  # fmt: skip
+        return done.stdout
+
+    assert "--multipart-chunk-size-mb" in run()
+    [code] = cache.glob("s3cmd-*.code")
+    assert stat.S_IMODE(code.stat().st_mode) == 0o600
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o700
+    made = code.stat().st_ino, code.stat().st_mtime_ns
+    run()
+    assert (code.stat().st_ino, code.stat().st_mtime_ns) == made  # used, not made again
+    code.chmod(0o666)  # anyone could have put code there: it is not loaded, but made anew
+    assert "--multipart-chunk-size-mb" in run()
+    assert stat.S_IMODE(code.stat().st_mode) == 0o600 and code.stat().st_ino != made[0]
 
 
 @pytest.mark.s3cmd

@@ -27,6 +27,8 @@ from ..conftest import private_env
 from .conftest import DEMO, NOEXPORT, Result, Tsd, member_home
 from .test_errors import one_line
 
+pytestmark = pytest.mark.s3cmd  # every test here runs s3cmd's code
+
 LOCAL = {"dir/a.txt": b"a\n", "dir/sub/b \u00e6.txt": b"b" * 100, "f.txt": b"f\n"}
 
 

@@ -24,6 +24,8 @@ from .test_faults import patient_s3cfg
 from .test_long_running import MiB, start, wait_for
 from .test_setup import converse
 
+pytestmark = pytest.mark.s3cmd  # every test here runs s3cmd's code
+
 PART = ["--multipart-chunk-size-mb=5"]
 # Names of every kind a directory may hold: nested, spaces, unicode.
 NAMES = ["a.txt", "sub/b.txt", "sub/deeper/c d.txt", "sub/r\u00e9sum\u00e9.txt"]

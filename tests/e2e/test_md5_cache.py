@@ -17,8 +17,12 @@ import pickle
 import stat
 from pathlib import Path
 
+import pytest
+
 from .conftest import DEMO, Tsd
 from .test_long_running import start
+
+pytestmark = pytest.mark.s3cmd  # every test here runs s3cmd's code
 
 
 def caches(tsd: Tsd) -> list[Path]:

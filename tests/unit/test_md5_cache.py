@@ -11,6 +11,8 @@ import pytest
 from tsd_s3cmd import md5_cache, s3cmd_shim
 from tsd_s3cmd.errors import ConfigError, UsageError
 
+pytestmark = pytest.mark.s3cmd  # the module imports the shim, which runs s3cmd's code
+
 CACHES = Path("/caches")
 
 

@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from tsd_s3cmd import s3cmd_shim
 from tsd_s3cmd.resume import LOCAL_FILE_OPTIONS, _values, read
 
+pytestmark = pytest.mark.s3cmd  # every test here runs s3cmd's code
+
 CWD = "/home/u/work"
 
 

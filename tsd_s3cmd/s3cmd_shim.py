@@ -401,13 +401,15 @@ class _Stop:
     def _received(self, number: int, frame: object) -> None:
         for stopper in self._stoppers:
             stopper()
-        if number == signal.SIGINT:
-            raise KeyboardInterrupt
         self.signal = self.signal or number
-        raise _Signalled
+        raise KeyboardInterrupt if number == signal.SIGINT else _Signalled
 
     def status(self, status: int) -> int:
-        """The exit status of an interrupted run: 128 + the signal, or s3cmd's for Ctrl-C."""
+        """The exit status of a run: 128 + the signal that stopped it, if one did.
+
+        s3cmd says 130 for Ctrl-C, except where it catches the interrupt
+        itself and carries on to some other status.
+        """
         return 128 + self.signal if self.signal else status
 
 
@@ -443,10 +445,9 @@ def run(
             _hooks_installed(hooks, default_config, namespace, stop),
         ):
             exec(script.code, namespace)
-        return 0
+        return stop.status(0)
     except SystemExit as exit_:
-        status = _exit_status(exit_.code)
-        return stop.status(status) if status == EX_BREAK else status
+        return stop.status(_exit_status(exit_.code))
     except _Abort as abort:
         raise abort.error from None
     except (KeyboardInterrupt, Stopped):

@@ -26,7 +26,7 @@ command. Every sync starts from the same state (a fresh bucket, an empty
 directory), and each run is checked to have moved every file (or, for the
 unchanged re-sync, none).
 
-    python benchmarks/bench.py                  # all tables, full size (about 35 minutes)
+    python benchmarks/bench.py                  # all tables, full size (about 30 minutes)
     python benchmarks/bench.py --quick          # small files, few rounds (a minute or two)
     python benchmarks/bench.py --only long-link # one table (direct, direct-all, long-link)
 
@@ -391,31 +391,33 @@ class Bench:
 
     def direct_cases(self, rounds: int, heavy_rounds: int) -> dict[str, Case]:
         """tsd-s3cmd and s3cmd, straight to the emulator, with the same arguments."""
-        chunk = "--multipart-chunk-size-mb=16"
-        big = f"{self.size // MiB} MiB"
-        both = {
-            "ls": Case("ls", {"any": ["ls", "s3://bench/listed/"]}, rounds),
-            "put": Case("put", {"any": [chunk, "put", str(self.root / "big.bin"),
-                                        "s3://bench/big.bin"]}, rounds, big),
-            "get": Case("get", {"any": ["get", "--force", "s3://export-bucket/big.bin",
-                                        str(self.root / "got")]}, rounds, big),
+
+        def both(kind: str, args: list[str], rounds: int = rounds, size: str = "",
+                 files: int = 0) -> Case:
+            return Case(kind, {"tsd": args, "s3cmd": args}, rounds, size, files)
+
+        def sync_up(tree: str) -> list[str]:
+            return sync_commands(self.root / tree, "sync-{run}", True, "direct")["s3cmd"]
+
+        big, chunk = f"{self.size // MiB} MiB", "--multipart-chunk-size-mb=16"
+        return {
+            "ls": both("ls", ["ls", "s3://bench/listed/"]),
+            "put": both("put", [chunk, "put", str(self.root / "big.bin"), "s3://bench/big.bin"],
+                        size=big),
+            "get": both("get", ["get", "--force", "s3://export-bucket/big.bin",
+                                str(self.root / "got")], size=big),
             # A fresh bucket per run: moto lists a prefix by walking the whole bucket,
             # so syncing into one bucket again and again would slow every later run.
-            "sync": Case("sync-up", {"any": sync_commands(self.root / "small", "sync-{run}",
-                                                          True, "")["s3cmd"]},
-                         rounds, f"{self.files} x ~1 KiB", self.files),
+            "sync": both("sync-up", sync_up("small"), size=f"{self.files} x ~1 KiB",
+                         files=self.files),
             # The part size the s3cmd guide tells TSD users to use for big files.
-            "put-200mib-parts": Case("put", {"any": ["--multipart-chunk-size-mb=200", "put",
-                                                     str(self.root / "big.bin"),
-                                                     "s3://bench/big-200.bin"]}, rounds, big),
+            "put-200mib-parts": both("put", ["--multipart-chunk-size-mb=200", "put",
+                                             str(self.root / "big.bin"), "s3://bench/big-200.bin"],
+                                     size=big),
             # Many files at once must not cost time or memory where round trips are free.
-            "sync-many": Case("sync-up", {"any": sync_commands(self.root / "many", "sync-{run}",
-                                                               True, "")["s3cmd"]},
-                              heavy_rounds, f"{self.many_files} x 1 KiB", self.many_files),
+            "sync-many": both("sync-up", sync_up("many"), heavy_rounds,
+                              f"{self.many_files} x 1 KiB", self.many_files),
         }
-        return {name: Case(case.kind, {"tsd": case.args["any"], "s3cmd": case.args["any"]},
-                           case.rounds, case.size, case.files)
-                for name, case in both.items()}
 
     def direct_all_cases(self, heavy_rounds: int) -> dict[str, Case]:
         """All four tools straight to the emulator: a second sync with nothing to do.

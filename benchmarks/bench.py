@@ -206,6 +206,12 @@ class Bench:
         self.tiny_files = 20 if quick else 200  # of 4 KiB, synced up and down over the link
         self.peers = {tool: find_peer(tool) for tool in PEERS}
         self.processes: list[subprocess.Popen] = []
+        # Started first, while this process is small: it starts every timed run.
+        self.launcher = subprocess.Popen(
+            [sys.executable, str(HERE / "launcher.py")], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, env=self.env, text=True,
+        )
+        self.processes.append(self.launcher)
         # The untimed first sync before each timed re-sync, by case and tool.
         self.first_syncs: dict[str, dict[str, list[Sample]]] = {}
 
@@ -351,27 +357,23 @@ class Bench:
         return [program, *args], self.rclone_env
 
     def run(self, tool: str, *args: str, stdin: str = "", link: bool = False) -> Sample:
-        """Wall seconds, peak RSS (KiB) and CPU seconds of one run; fails loudly on error."""
+        """Wall seconds, peak RSS (KiB) and CPU seconds of one run; fails loudly on error.
+
+        The launcher starts it (see launcher.py): a process started from here would
+        show at least this one's memory as its own.
+        """
         argv, env = self.command(tool, args, link)
-        began = time.perf_counter()
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env=env,
-            cwd=self.root,
-        )
-        assert proc.stdin is not None and proc.stderr is not None
-        proc.stdin.write(stdin.encode())
-        proc.stdin.close()
-        err = proc.stderr.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-        elapsed = time.perf_counter() - began
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode != 0:
-            raise SystemExit(f"{TOOL_NAMES[tool]} {' '.join(args)} failed:\n{err.decode()}")
-        return elapsed, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
+        job = {"argv": argv, "env": env, "cwd": str(self.root), "stdin": stdin}
+        assert self.launcher.stdin is not None and self.launcher.stdout is not None
+        self.launcher.stdin.write(json.dumps(job) + "\n")
+        self.launcher.stdin.flush()
+        answer = self.launcher.stdout.readline()
+        if not answer:
+            raise SystemExit("bench.py: the launcher (benchmarks/launcher.py) stopped")
+        done = json.loads(answer)
+        if done["returncode"] != 0:
+            raise SystemExit(f"{TOOL_NAMES[tool]} {' '.join(args)} failed:\n{done['stderr']}")
+        return done["wall_s"], done["peak_rss_kib"], done["cpu_s"]
 
     def admin(self, *args: str) -> str:
         """Plain s3cmd straight to the emulator, untimed (set-up and clean-up); its output."""

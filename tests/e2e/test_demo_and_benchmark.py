@@ -29,7 +29,7 @@ def test_the_readme_demo_round_trip(clean_env: dict[str, str]) -> None:
 @pytest.mark.s3cmd
 @pytest.mark.slow
 def test_benchmark_quick_mode_reports_every_case(clean_env: dict[str, str], tmp_path: Path) -> None:
-    """Both tables; aws cli and rclone are measured when the bench extra is installed."""
+    """Every table; aws cli and rclone are measured when the bench extra is installed."""
     out = tmp_path / "bench.json"
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--quick", "--rounds", "1",
@@ -38,7 +38,7 @@ def test_benchmark_quick_mode_reports_every_case(clean_env: dict[str, str], tmp_
     )
     assert result.returncode == 0, result.stdout + result.stderr
     summary = json.loads(out.read_text())
-    assert set(summary["cases"]) == {"ls", "put", "get", "sync", "put-200mib-parts"}
+    assert set(summary["cases"]) == {"ls", "put", "get", "sync", "put-200mib-parts", "sync-many"}
     for case in summary["cases"].values():
         assert case["wall_ratio"] > 0 and case["memory_ratio"] > 0
     assert summary["auth_api_calls_in_20_commands"] == 0
@@ -46,13 +46,25 @@ def test_benchmark_quick_mode_reports_every_case(clean_env: dict[str, str], tmp_
 
     link = summary["long_link"]
     assert (link["delay_ms"], link["rate_mbps"]) == (20, 8)
-    assert set(link["cases"]) == {"put", "get", "sync"}
+    assert set(link["cases"]) == {"put", "get", "sync", "sync-up-small", "sync-down-small"}
+    assert set(summary["direct_all"]["cases"]) == {"sync-unchanged"}
     measured = {"tsd", "s3cmd"} | {t for t, name in PEERS.items() if name not in link["skipped"]}
     for name in link["skipped"]:
         assert f"{name}: not installed, skipped" in result.stdout
-    for case in link["cases"].values():
+    for case in [*link["cases"].values(), *summary["direct_all"]["cases"].values()]:
         assert {tool for tool in ("tsd", "s3cmd", *PEERS) if tool in case} == measured
         assert all(case[tool]["wall_s"] > 0 and case[tool]["peak_rss_mib"] > 0
                    for tool in measured)
         assert all(case[f"tsd/{tool}"] > 0 for tool in measured - {"tsd"})
     assert "| put 16 MiB |" in result.stdout
+    assert "| sync-down-small 20 x 4 KiB |" in result.stdout
+
+    # Each target beside the ratio it judges, left out where its tool was not measured.
+    tables = {"direct": summary["cases"], "direct-all": summary["direct_all"]["cases"],
+              "long-link": link["cases"]}
+    targets = {(t["table"], t["case"], t["ratio"]): t for t in summary["targets"]}
+    assert ("direct", "sync-many", "memory_ratio") in targets
+    assert (("long-link", "sync-up-small", "tsd/aws") in targets) == ("aws" in measured)
+    for (table, case, ratio), target in targets.items():
+        assert target["measured"] == tables[table][case][ratio]
+    assert "| sync-many | peak memory tsd / s3cmd | at most 1.50 (issue 17) |" in result.stdout

@@ -196,13 +196,15 @@ class Bench:
         self.tsd_env = dict(self.env)
         if tsd_parallel is not None:
             self.tsd_env["TSD_S3CMD_PARALLEL"] = tsd_parallel
-        self.size = (32 if quick else 256) * MiB
-        self.files = 100 if quick else 500
-        self.many_files = 200 if quick else 5000  # of 1 KiB, synced up directly
+        # --quick checks that every case runs and is reported; its files are as small
+        # as keeps each case what it is (the put still in two 16 MiB parts).
+        self.size = (17 if quick else 256) * MiB
+        self.files = 30 if quick else 500
+        self.many_files = 60 if quick else 5000  # of 1 KiB, synced up directly
         # A second sync of these, unchanged: 1 GB (20 x 50 MiB), directly.
-        self.unchanged_files, self.unchanged_size = (4, 4 * MiB) if quick else (20, 50 * MiB)
-        self.link_size = (16 if quick else 128) * MiB
-        self.link_files, self.link_file_size = (4, (4 if quick else 32) * MiB)
+        self.unchanged_files, self.unchanged_size = (4, 1 * MiB) if quick else (20, 50 * MiB)
+        self.link_size = (8 if quick else 128) * MiB
+        self.link_files, self.link_file_size = (4, (2 if quick else 32) * MiB)
         self.tiny_files = 20 if quick else 200  # of 4 KiB, synced up and down over the link
         self.peers = {tool: find_peer(tool) for tool in PEERS}
         self.processes: list[subprocess.Popen] = []

@@ -209,6 +209,13 @@ def compiled_script() -> Path:
     return _COMPILED[0]
 
 
+@pytest.fixture
+def code_cache() -> Path:
+    """A cache directory with s3cmd's script compiled, for code that reads command lines
+    in the test's own process: each parse need not compile the script again."""
+    return compiled_script().parent
+
+
 def private_env(root: Path, compiled: bool = True) -> dict[str, str]:
     """An environment with a HOME under ``root``, its own config dir, and no CA variables.
 

@@ -88,16 +88,30 @@ class Script:
         self.problem = problem
 
 
+_LOADED: dict[tuple[bytes, Path | None], Script] = {}  # this process's loads
+
+
 def load(cache_dir: Path | None) -> Script:
-    """The installed s3cmd's script, compiled, from the cache when it is still the same."""
+    """The installed s3cmd's script, compiled, from the cache when it is still the same.
+
+    Once per process and cache directory: one that reads a command line and
+    then runs it (``--print-token-for``, completion) reads the cache file once,
+    and one given no cache directory compiles once.
+    """
     path = script_path()
-    source = path.read_bytes()
     st = path.stat()
     ours = os.stat(__file__)
     header = (
         f"tsd-s3cmd\0{sys.version}\0{path}\0{st.st_mtime_ns}\0{st.st_size}\0"
         f"{ours.st_mtime_ns}\0{ours.st_size}\0"
     ).encode()
+    key = (header, cache_dir)
+    if key not in _LOADED:
+        _LOADED[key] = _load(path, header, cache_dir)
+    return _LOADED[key]
+
+
+def _load(path: Path, header: bytes, cache_dir: Path | None) -> Script:
     cached = None
     if cache_dir is not None:
         import hashlib
@@ -113,7 +127,7 @@ def load(cache_dir: Path | None) -> Script:
                         return Script(path, code, problem)
         except (OSError, EOFError, ValueError, TypeError):
             pass
-    code, problem = _compile(source, str(path))
+    code, problem = _compile(path.read_bytes(), str(path))
     if cached is not None:
         write_private(cached, header + marshal.dumps((problem, code)))
     return Script(path, code, problem)

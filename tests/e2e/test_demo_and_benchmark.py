@@ -56,7 +56,7 @@ def test_benchmark_quick_mode_reports_every_case(clean_env: dict[str, str], tmp_
         assert all(case[tool]["wall_s"] > 0 and case[tool]["peak_rss_mib"] > 0
                    for tool in measured)
         assert all(case[f"tsd/{tool}"] > 0 for tool in measured - {"tsd"})
-    assert "| put 16 MiB |" in result.stdout
+    assert "| put 17 MiB |" in result.stdout
     assert "| sync-down-small 20 x 4 KiB |" in result.stdout
 
     # Each target beside the ratio it judges, left out where its tool was not measured.

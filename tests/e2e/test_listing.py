@@ -219,15 +219,15 @@ def homes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Homes]:
 
 @pytest.mark.parametrize("index", range(len(LINES)), ids=[line.args for line in LINES])
 def test_listing_is_said_exactly_for_the_lines_that_list(
-    homes: Homes, index: int, tmp_path: Path
+    homes: Homes, index: int, tmp_path: Path, code_cache: Path
 ) -> None:
     line = LINES[index]
-    commands, _ = s3cmd_shim.vocabulary(tmp_path / "cache")
+    commands, _ = s3cmd_shim.vocabulary(code_cache)
     args = line.args.format(b=f"l-{index}").split()
     command = next(a for a in args if not a.startswith("-") or a == "--configure")
     if command != "--configure" and command not in commands:
         pytest.skip(f"s3cmd {s3cmd_shim.version()} has no {command}")
-    parsed = s3cmd_shim.parse(args, cache_dir=tmp_path / "cache")
+    parsed = s3cmd_shim.parse(args, cache_dir=code_cache)
     assert parsed is not None
     said = token_choice.listing(parsed[1], parsed[0])
     local_files(tmp_path)

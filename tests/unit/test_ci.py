@@ -33,3 +33,15 @@ def test_the_test_command_runs_all_then_what_runs_s3cmd_with_s3cmd_2_3_too() -> 
     assert again.startswith(".venv-s3cmd23/bin/python -m pytest -q -n ")
     assert again.endswith(" -m 's3cmd and not apart'")
     assert again_apart == ".venv-s3cmd23/bin/python -m pytest -q -m 's3cmd and apart'"
+
+
+def test_the_second_install_overlaps_the_first_pass_and_ends_before_any_apart_test() -> None:
+    """The s3cmd 2.3.0 install uses one core while the first pass runs; the tests marked
+    apart must have the machine to themselves, so it has ended before them."""
+    steps = readme_commands()[1].split(" && ")
+    install = next(i for i, step in enumerate(steps) if "s3cmd==2.3.0" in step)
+    assert steps[install - 1] == "{ { python3 -m venv .venv-s3cmd23"
+    assert steps[install].endswith("; } & }")
+    first_pass = steps.index(".venv/bin/python -m pytest -q -n 6 --dist worksteal -m 'not apart'")
+    assert install < first_pass < steps.index("wait $!")
+    assert steps.index("wait $!") < steps.index(".venv/bin/python -m pytest -q -m apart")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -63,18 +65,18 @@ def test_table(command: str, args: list[str], expected: str) -> None:
 @pytest.mark.parametrize(("command", "args", "expected"), TABLE)
 @pytest.mark.parametrize("options", [[], ["-r", "--exclude", "*.tmp"], ["--no-progress"]])
 def test_a_run_and_print_token_for_read_a_command_line_alike(
-    command: str, args: list[str], expected: str, options: list[str], tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+    command: str, args: list[str], expected: str, options: list[str], code_cache: Path
+) -> None:
     """``--print-token-for CMD ARGS`` reads CMD ARGS with s3cmd's own parser, as a run does."""
-    parsed = s3cmd_shim.parse([command, *options, *args], cache_dir=tmp_path)
+    parsed = s3cmd_shim.parse([command, *options, *args], cache_dir=code_cache)
     assert parsed is not None
     options_read, positional = parsed
     assert positional == [command, *args]
     assert token_for(positional, options_read.run_configure) == expected
 
 
-def test_parse_says_none_when_s3cmd_cannot_read_the_line(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
-    assert s3cmd_shim.parse(["ls", "--no-such-option"], cache_dir=tmp_path) is None
+def test_parse_says_none_when_s3cmd_cannot_read_the_line(code_cache: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert s3cmd_shim.parse(["ls", "--no-such-option"], cache_dir=code_cache) is None
     assert "no such option: --no-such-option" in capsys.readouterr().err
 
 
@@ -238,8 +240,8 @@ LISTINGS = [
 
 
 @pytest.mark.parametrize(("line", "says"), LISTINGS)
-def test_listing_follows_s3cmds_requests(line: str, says: str | None, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    parsed = s3cmd_shim.parse(line.split(), cache_dir=tmp_path)
+def test_listing_follows_s3cmds_requests(line: str, says: str | None, code_cache: Path) -> None:
+    parsed = s3cmd_shim.parse(line.split(), cache_dir=code_cache)
     assert parsed is not None
     found = listing(parsed[1], parsed[0])
     if says is None:

@@ -657,6 +657,12 @@ class Engine:
         assert scheduler is not None
         retries = _retries(s3, s3.config)
         position = start
+        # Read in s3cmd's chunks where they are paced (--limit-rate); else in MiBs: with
+        # ranges at once, each read hands the GIL over, and s3cmd's 64 KiB cost a
+        # 256 MiB get a third more CPU and a fifth more time straight to a local server.
+        piece = s3.config.recv_chunk if scheduler.bandwidth is not None else max(
+            s3.config.recv_chunk, MiB
+        )
         with scheduler.request():
             while True:
                 scheduler.check()
@@ -684,7 +690,7 @@ class Engine:
                     }
                     try:
                         if answer.status == 206:
-                            _receive(answer, position, end, write, scheduler, s3.config.recv_chunk)
+                            _receive(answer, position, end, write, scheduler, piece)
                             s3_module.ConnMan.put(conn)
                             return response["headers"]
                         response["data"] = answer.read()

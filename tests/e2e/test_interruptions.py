@@ -275,15 +275,22 @@ def test_each_unfinished_upload_of_a_sync_resumes_on_its_own(tsd: Tsd, tmp_path:
     for name, data in files.items():
         (source / name).write_bytes(data)
     proc = start(tsd, *PART, "--limit-rate=4m", "sync", "data/", "s3://several/d/")
-    wait_for(lambda: len(parts_stored(tsd, "a.bin")) >= 1)
+
+    def begun(name: str) -> bool:  # its multipart upload initiated
+        return any(e["method"] == "POST" and e["path"] == f"/several/d/{name}"
+                   and e["query"].startswith("uploads") and e["status"] == 200
+                   for e in tsd.emulator.s3_log())  # fmt: skip
+
+    # Both begun (b.bin's parts wait for the rate, a.bin's go first), a.bin not done.
+    wait_for(lambda: len(parts_stored(tsd, "a.bin")) >= 1 and begun("b.bin"))
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=15)
     stderr = err.decode()
     assert proc.returncode == 143, stderr
     commands = [shlex.split(line)[1:] for line in stderr.splitlines()
                 if line.startswith("  tsd-s3cmd ") and "--upload-id" in line]  # fmt: skip
-    assert commands and all(c[-3] == "put" and c[-1].startswith("s3://several/d/")
-                            for c in commands), stderr  # fmt: skip
+    assert len(commands) == 2 and all(c[-3] == "put" and c[-1].startswith("s3://several/d/")
+                                      for c in commands), stderr  # fmt: skip
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     before = {name: parts_stored(tsd, name) for name in files}

@@ -117,8 +117,13 @@ class Proxy:
         accepted = loop.time()
         try:
             server_reader, server_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            client_writer.close()  # the target is not there: neither is the link
+        except OSError as err:
+            # The target is not there: neither is the link. A reset, not a clean end, so
+            # that the client does not take it for an empty answer; and said, so that a
+            # run that meets it can tell (a test once saw an echo come back empty).
+            print(f"longlink: cannot reach {self.target[0]}:{self.target[1]}: {err}",
+                  file=sys.stderr, flush=True)
+            client_writer.transport.abort()
             return
         # TCP's handshake costs a round trip before the first byte can follow it.
         await asyncio.sleep(max(0.0, accepted + 2 * self.link.delay - loop.time()))

@@ -19,11 +19,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from . import __version__, broker
+from . import __version__
 from .context import PROG, Environment
 from .environments import DEFAULT, ENVIRONMENTS
 from .errors import EX_BREAK, EX_IOERR, EX_SOFTWARE, EX_USAGE, TsdError, UsageError
-from .tsd_options import split_arguments
+from .login import broker
+from .tsd_options import s3cmd_positions, split_arguments
 
 TYPE_CHECKING = False  # typing is not loaded at run time (see above)
 if TYPE_CHECKING:
@@ -32,8 +33,8 @@ if TYPE_CHECKING:
     import click
 
     from .environments import ApiEnvironment
-    from .store import Store
-    from .token_choice import Listing
+    from .login.store import Store
+    from .login.token_choice import Listing
 
 
 class Invocation:
@@ -168,7 +169,7 @@ def _environment(env_name: str | None, usetest: bool, usealt: bool) -> tuple[Api
 
 
 def _store(context: Environment) -> Store:
-    from .store import Store
+    from .login.store import Store
 
     return Store(context.config_dir, context.tacl_config, context.warn)
 
@@ -177,7 +178,7 @@ def _prompter(context: Environment, stdin_is_data: bool = False):  # type: ignor
     """A factory for the credential prompter, so that prompts.py loads only when needed."""
 
     def make():  # type: ignore[no-untyped-def]
-        from .prompts import Prompter
+        from .login.prompts import Prompter
 
         return Prompter(context, "your TSD credentials", stdin_is_data=stdin_is_data)
 
@@ -187,11 +188,11 @@ def _prompter(context: Environment, stdin_is_data: bool = False):  # type: ignor
 def _version(context: Environment) -> int:
     import platform
 
-    from . import s3cmd_shim
+    from .bridge import shim
 
     context.stdout.write(
         f"tsd-s3cmd {__version__}\n"
-        f"s3cmd {s3cmd_shim.version()}\n"
+        f"s3cmd {shim.version()}\n"
         f"Python {platform.python_version()} ({sys.executable})\n"
         f"{platform.platform()}\n"
     )
@@ -222,7 +223,8 @@ def _print_token(
     for_command: str,
     args: Sequence[str],
 ) -> int:
-    from . import s3cmd_shim, token_choice, tokens
+    from .bridge import shim
+    from .login import token_choice, tokens
     from .status import when
 
     store = _store(context)
@@ -234,7 +236,7 @@ def _print_token(
         # and listing. A command that a run would stop for listing without export
         # rights is refused alike, rather than handing out a token TSD would refuse for it.
         line = [for_command, *args]
-        parsed = s3cmd_shim.parse(line, cache_dir=context.cache_home / "tsd-s3cmd")
+        parsed = shim.parse(line, cache_dir=context.cache_home / "tsd-s3cmd")
         if parsed is None:
             return EX_USAGE  # s3cmd has said what is wrong with it
         options, positional = parsed
@@ -270,7 +272,7 @@ def _check_export_only(
     args: Sequence[str], store: Store, env: ApiEnvironment, project: str | None
 ) -> None:
     """Refuse a download TSD would refuse, naming the project's export folder if known."""
-    from . import token_choice
+    from .login import token_choice
 
     if all(b == token_choice.EXPORT_BUCKET for b in token_choice.download_buckets(args)):
         return
@@ -298,10 +300,11 @@ def _run_s3cmd(
     parallel: str | None,
     s3cmd_args: Sequence[str],
 ) -> int:
-    from . import md5_cache, token_choice
-    from .runner import S3cmdRun
-    from .s3configs import for_run
-    from .scheduler import workers_from
+    from .bridge import md5_cache
+    from .bridge.runner import S3cmdRun
+    from .engine.scheduler import workers_from
+    from .login import token_choice
+    from .login.s3configs import for_run
 
     context = inv.context
     try:
@@ -349,6 +352,7 @@ def _run_s3cmd(
         store,
         env,
         inv.argv,
+        s3cmd_positions(inv.argv),
         header_source,
         check_host="TSD_API_URL" not in context.environ,
         stored_config=for_run(context.config_dir, env, known, context.environ),
@@ -396,7 +400,7 @@ def main(argv: Sequence[str] | None = None, context: Environment | None = None) 
     except Exception as err:  # a bug of ours: one line, and the traceback only on request
         if context.environ.get("TSD_S3CMD_DEBUG"):
             raise
-        from .tokens import redact
+        from .login.tokens import redact
 
         context.message(
             f"internal error: {redact(f'{type(err).__name__}: {err}')}; please report it "

@@ -3,7 +3,7 @@
 The script is generated, not written by hand, so that it offers what this
 installation has: the TSD options of tsd_options.py, the environments, and s3cmd's
 commands and options as the installed s3cmd defines them (read through
-s3cmd_shim.vocabulary, not copied). Generate it again after upgrading s3cmd.
+shim.vocabulary, not copied). Generate it again after upgrading s3cmd.
 
 Only the registered projects change after the script is made; for those the
 script runs ``tsd-s3cmd --completion projects [--env E]``, which reads the
@@ -67,14 +67,14 @@ def completion_for(context: Environment, shell: str, env: ApiEnvironment) -> int
         return _projects(context, env)
     if shell not in SHELLS:
         raise UsageError(f"--completion takes bash, zsh or fish, not {shell!r}")
-    from . import s3cmd_shim
+    from .bridge import shim
 
-    commands, options = s3cmd_shim.vocabulary(context.cache_home / "tsd-s3cmd")
+    commands, options = shim.vocabulary(context.cache_home / "tsd-s3cmd")
     words = Words(TSD_OPTIONS, commands, options)
     header = (
         ("#compdef tsd-s3cmd\n" if shell == "zsh" else "")  # zsh's autoload needs it first
         + f"# {shell} completion for tsd-s3cmd, made by 'tsd-s3cmd --completion {shell}' "
-        f"for s3cmd {s3cmd_shim.version()}.\n"
+        f"for s3cmd {shim.version()}.\n"
         "# Make it again after upgrading s3cmd. See the README for where to put it.\n"
     )
     context.stdout.write(header + {"bash": _bash, "zsh": _zsh, "fish": _fish}[shell](words))
@@ -83,8 +83,8 @@ def completion_for(context: Environment, shell: str, env: ApiEnvironment) -> int
 
 def _projects(context: Environment, env: ApiEnvironment) -> int:
     """The projects of ``env`` with an API key or a stored config; silent on any trouble."""
-    from .s3configs import S3Configs
-    from .store import Store
+    from .login.s3configs import S3Configs
+    from .login.store import Store
 
     found: set[str] = {p for e, p in S3Configs(context.config_dir).stored() if e == env.name}
     store = Store(context.config_dir, context.tacl_config, lambda _: None)

@@ -13,13 +13,13 @@ tokens.
 
 from __future__ import annotations
 
-from . import broker
 from .context import PROG, Environment
 from .environments import DEFAULT
 from .errors import UsageError
-from .prompts import Prompter
-from .s3configs import S3Configs, check_key
-from .store import CorruptFileError, Store
+from .login import broker
+from .login.prompts import Prompter
+from .login.s3configs import S3Configs, check_key
+from .login.store import CorruptFileError, Store
 
 TYPE_CHECKING = False  # typing is not loaded at run time; see cli.py
 if TYPE_CHECKING:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from .context import PROG, Environment
-from .s3configs import S3Configs, in_use
-from .store import CachedToken, Store
+from .login.s3configs import S3Configs, in_use
+from .login.store import CachedToken, Store
 
 TYPE_CHECKING = False  # typing is not loaded at run time; see cli.py
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ def _downloads(out: TextIO, store: Store) -> None:
     """Downloads that keep a hidden file to resume from (those whose file is gone are over)."""
     import shlex
 
-    from .partials import describe, state_of
+    from .engine.partials import describe, state_of
 
     shown = False
     for partial, details in sorted(store.downloads().items()):

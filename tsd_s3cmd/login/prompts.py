@@ -14,9 +14,9 @@ import os
 import select
 from collections.abc import Sequence
 
+from ..context import Environment
+from ..errors import UsageError
 from .auth_api import Credentials
-from .context import Environment
-from .errors import UsageError
 
 STDIN_TIMEOUT = 30.0
 

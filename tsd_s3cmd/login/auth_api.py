@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import __version__, tokens
-from .errors import ApiError, AuthError, UnreachableError
+from .. import __version__
+from ..errors import ApiError, AuthError, UnreachableError
+from . import tokens
 
 DEFAULT_TIMEOUT = 20.0
 CONNECT_TIMEOUT = 5.0

@@ -14,20 +14,21 @@ import shlex
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from . import md5_cache, resume, s3cmd_shim, s3configs, token_choice
-from .context import PROG
-from .errors import ConfigError, TsdError
+from ..context import PROG
+from ..errors import ConfigError, TsdError
+from ..login import s3configs, token_choice
+from . import md5_cache, resume, shim
 
 TYPE_CHECKING = False  # typing is not loaded at run time; see cli.py
 if TYPE_CHECKING:
     import optparse
     from typing import Protocol
 
-    from .context import Environment
-    from .environments import ApiEnvironment
-    from .s3configs import StoredConfig
-    from .store import Store
-    from .token_choice import Listing
+    from ..context import Environment
+    from ..environments import ApiEnvironment
+    from ..login.s3configs import StoredConfig
+    from ..login.store import Store
+    from ..login.token_choice import Listing
 
     class HeaderSource(Protocol):
         token_type: str
@@ -88,13 +89,16 @@ class S3cmdRun:
         store: Store | None,
         env: ApiEnvironment,
         argv: Sequence[str],
+        positions: Sequence[int],
         header_source: Callable[[str, Sequence[str], Listing | None], HeaderSource],
         check_host: bool,
         stored_config: StoredConfig | None = None,
         parallel: int = 1,
         md5_caches: Path | None = None,
     ) -> None:
-        """``header_source(token_type, args, listing)`` is called once s3cmd has parsed its
+        """``argv`` is the whole command line, ``positions`` where s3cmd's words
+        stand in it (the resume command keeps the rest, tsd-s3cmd's own options).
+        ``header_source(token_type, args, listing)`` is called once s3cmd has parsed its
         arguments, before any request; ``listing`` says what the command lists, if it does.
 
         ``stored_config``: the project's config from ``--setup``, which s3cmd
@@ -106,6 +110,7 @@ class S3cmdRun:
         self.store = store
         self.env = env
         self.argv = list(argv)
+        self.positions = list(positions)
         self._make_source = header_source
         self._check_host = check_host
         self.stored_config = stored_config
@@ -191,7 +196,7 @@ class S3cmdRun:
 
     def run(self, s3cmd_args: Sequence[str]) -> int:
         try:
-            status = s3cmd_shim.run(
+            status = shim.run(
                 s3cmd_args,
                 self,
                 cache_dir=self.context.cache_home / "tsd-s3cmd",
@@ -209,7 +214,7 @@ class S3cmdRun:
         """The command line with its local paths absolute (read once, the first time needed)."""
         if self._command is None:
             assert self._parser is not None  # a transfer starts after s3cmd has parsed
-            self._command = resume.read(self.argv, self._parser, _cwd())
+            self._command = resume.read(self.argv, self.positions, self._parser, _cwd())
         return self._command
 
     def _resume_command(self, upload_id: str, source: str, destination: str) -> str:

@@ -18,8 +18,7 @@ import re
 import shlex
 from collections.abc import Iterator, Sequence
 
-from .context import PROG
-from .tsd_options import s3cmd_positions
+from ..context import PROG
 
 TYPE_CHECKING = False  # typing is not loaded at run time; see cli.py
 if TYPE_CHECKING:
@@ -76,15 +75,17 @@ def _same(named: str, source: str) -> bool:
     return os.path.normpath(named.removeprefix("file://")) == os.path.normpath(source)
 
 
-def read(argv: Sequence[str], parser: optparse.OptionParser, cwd: str) -> Command:
+def read(
+    argv: Sequence[str], positions: Sequence[int], parser: optparse.OptionParser, cwd: str
+) -> Command:
     """``argv`` with its local paths absolute and without its own ``--upload-id``.
 
-    ``argv`` is the whole tsd-s3cmd command line; ``parser`` is s3cmd's, which
-    has read s3cmd's part of it. A relative path is joined to ``cwd`` and
-    otherwise kept as typed (``dir/`` and ``dir`` mean different things to
+    ``argv`` is the whole tsd-s3cmd command line, ``positions`` where s3cmd's
+    words stand in it (the rest are tsd-s3cmd's own options, kept as typed);
+    ``parser`` is s3cmd's, which has read s3cmd's part of it. A relative path
+    is joined to ``cwd`` and otherwise kept as typed (``dir/`` and ``dir`` mean different things to
     ``sync``); ``-`` is stdin.
     """
-    positions = s3cmd_positions(argv)
     words = list(argv)
     dropped: set[int] = set()
     positional: list[int] = []

@@ -1,7 +1,7 @@
 """s3cmd's own ``s3cmd`` script, as tsd-s3cmd runs it: found, compiled once, and cached.
 
 tsd-s3cmd runs the script of the installed s3cmd in its own interpreter
-(s3cmd_shim.py says why). Two things happen to it on the way:
+(shim.py says why). Two things happen to it on the way:
 
 - **It is compiled once.** Plain s3cmd compiles its 3,700 lines on every
   run, which on a small machine costs more than everything tsd-s3cmd adds.
@@ -33,7 +33,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 TYPE_CHECKING = False  # typing is not loaded at run time; see cli.py
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ wrong token); here the s3cmd command and the direction of a sync decide.
 
 ``token_for`` is the one reading of a command line into a token type. A run
 calls it with s3cmd's own parse of its arguments, and so does
-``--print-token-for`` (through ``s3cmd_shim.parse``), so that the token
+``--print-token-for`` (through ``shim.parse``), so that the token
 printed for a command line is always the one a run of it sends.
 
 ``listing`` is the other reading: whether a command lists what is in TSD,
@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from .errors import AuthError, UsageError
+from ..errors import AuthError, UsageError
 from .tokens import EXPORT, IMPORT
 
 EXPORT_BUCKET = "export-bucket"

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from .errors import EX_IOERR, TsdError
+from ..errors import EX_IOERR, TsdError
 
 LOCK_TIMEOUT = 600.0
 # How often a lock file's holder touches it, and how long a lock file of a

@@ -16,7 +16,7 @@ import stat
 from contextlib import suppress
 from pathlib import Path
 
-from .errors import EX_IOERR, ConfigError, TsdError
+from ..errors import EX_IOERR, ConfigError, TsdError
 
 
 def check_private(path: Path, st: os.stat_result, what: str) -> None:

@@ -22,13 +22,13 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from .context import PROG
-from .errors import ConfigError, UsageError
+from ..context import PROG
+from ..errors import ConfigError, UsageError
 from .private_files import PrivateDir
 
 TYPE_CHECKING = False  # typing is not loaded at run time; see cli.py
 if TYPE_CHECKING:
-    from .environments import ApiEnvironment
+    from ..environments import ApiEnvironment
 
 SUFFIX = ".s3cfg"
 BUCKET_LOCATION = "us-east-1"  # TSD ignores it; s3cmd's signature v4 needs one

@@ -15,15 +15,15 @@ import re
 import threading
 from collections.abc import Callable
 
+from ..errors import ApiError, AuthError, ConfigError, TsdError, UsageError
 from . import tokens
-from .errors import ApiError, AuthError, ConfigError, TsdError, UsageError
 from .store import CachedToken, Registration, Store
 
 TYPE_CHECKING = False  # typing is not loaded at run time; see cli.py
 if TYPE_CHECKING:
+    from ..context import Environment
+    from ..environments import ApiEnvironment
     from .auth_api import AuthApi
-    from .context import Environment
-    from .environments import ApiEnvironment
     from .prompts import Prompter
     from .token_choice import Listing
 

@@ -4,7 +4,7 @@ s3cmd from PyPI has no way to put headers on every request: ``--add-header``
 reaches only PUT, copy and bucket-create. TSD refuses any request without
 ``token`` and ``x-project-select``, so tsd-s3cmd runs s3cmd's own ``s3cmd``
 script in this interpreter (no second process, no token on any command line;
-s3cmd_script.py finds, compiles and caches it) with these hooks and fixes:
+script.py finds, compiles and caches it) with these hooks and fixes:
 
 1. ``S3.S3.S3Request.get_triplet``: every request, retries included, passes
    through it just before it is signed and sent. The hook adds the two headers
@@ -28,7 +28,7 @@ s3cmd_script.py finds, compiles and caches it) with these hooks and fixes:
    walks a directory).
 6. Many files and parts at once, unless ``--parallel 1``: s3cmd sends one
    request at a time (its multipart code says "TODO use num_processes to
-   thread it"). s3cmd_transfers.py holds those hook points (its docstring
+   thread it"). transfers.py holds those hook points (its docstring
    lists them); the engine behind them lives in modules of its own.
 7. ``S3.FileLists.fetch_local_list``: a ``sync`` without ``--cache-file``
    keeps s3cmd's MD5 cache in the file the runner chose (md5_cache.py), with
@@ -54,9 +54,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import s3cmd_script, tokens
-from .errors import EX_BREAK, ConfigError
-from .s3cmd_script import patched
+from ..errors import EX_BREAK, ConfigError
+from ..login import tokens
+from . import script
+from .script import patched
 
 TYPE_CHECKING = False  # typing is not loaded at run time; see cli.py
 if TYPE_CHECKING:
@@ -142,19 +143,19 @@ def version() -> str:
     return str(PkgInfo.version)
 
 
-def check_compatible(script: s3cmd_script.Script | None = None, parallel: bool = False) -> None:
+def check_compatible(s3cmd: script.Script | None = None, parallel: bool = False) -> None:
     """Fail clearly, before any request, if the hooks do not fit this s3cmd.
 
     With ``parallel``, the hooks of many files at once must fit too, and the
-    transfer loops of ``script`` be where s3cmd_script.py expects them.
+    transfer loops of ``s3cmd`` be where script.py expects them.
     """
     problem = _incompatibility()
     if problem is None and parallel:
-        from . import s3cmd_plans, s3cmd_transfers
+        from . import plans, transfers
 
-        problem = s3cmd_transfers.incompatibility() or (script.problem if script else None)
-        if problem is None and script is not None:
-            problem = s3cmd_plans.incompatibility(script.code)
+        problem = transfers.incompatibility() or (s3cmd.problem if s3cmd else None)
+        if problem is None and s3cmd is not None:
+            problem = plans.incompatibility(s3cmd.code)
     if problem:
         raise ConfigError(
             f"the installed s3cmd {version()} does not work with tsd-s3cmd ({problem}); "
@@ -295,7 +296,7 @@ def _md5_cache_installed(hooks: Hooks) -> Iterator[None]:
         def save(self, f: str) -> None:
             import pickle
 
-            s3cmd_script.write_private(Path(f), pickle.dumps({"inodes": self.inodes, "version": 1}))
+            script.write_private(Path(f), pickle.dumps({"inodes": self.inodes, "version": 1}))
 
     original_fetch = FileLists.fetch_local_list
 
@@ -318,7 +319,7 @@ def _load_md5s(path: Path) -> dict[Any, Any]:
     import io
     import pickle
 
-    from .private_files import PrivateDir
+    from ..login.private_files import PrivateDir
 
     class PlainData(pickle.Unpickler):
         def find_class(self, module: str, name: str) -> Any:
@@ -347,9 +348,9 @@ def _engine_installed(hooks: Hooks, namespace: dict[str, Any], stop: _Stop) -> I
     if hooks.parallel <= 1:
         yield
         return
-    from . import s3cmd_transfers
+    from . import transfers
 
-    engine = s3cmd_transfers.Engine(_GuardedHooks(hooks), namespace)
+    engine = transfers.Engine(_GuardedHooks(hooks), namespace)
     stop.also(engine.stop)
     with engine.installed():
         yield
@@ -433,18 +434,18 @@ def run(
     re-raised here, after s3cmd has unwound, as is any other exception of a
     hook.
     """
-    from .limits import Stopped
+    from ..engine.limits import Stopped
 
-    script = s3cmd_script.load(cache_dir)
-    check_compatible(script, parallel=hooks.parallel > 1)
+    s3cmd = script.load(cache_dir)
+    check_compatible(s3cmd, parallel=hooks.parallel > 1)
     stop = _Stop()
     try:
         with (
             stop.installed(),
-            s3cmd_script.namespace(script, args, prog) as namespace,
+            script.namespace(s3cmd, args, prog) as namespace,
             _hooks_installed(hooks, default_config, namespace, stop),
         ):
-            exec(script.code, namespace)
+            exec(s3cmd.code, namespace)
         return stop.status(0)
     except SystemExit as exit_:
         return stop.status(_exit_status(exit_.code))
@@ -479,11 +480,11 @@ def _parse_only(
             options, positional = super().parse_args(args, values)
             raise _Parsed(self, options, list(positional))
 
-    script = s3cmd_script.load(cache_dir)
+    s3cmd = script.load(cache_dir)
     stop_at_parse = patched(optparse, "OptionParser", OptionParser)
-    with s3cmd_script.namespace(script, args, prog) as namespace, stop_at_parse:
+    with script.namespace(s3cmd, args, prog) as namespace, stop_at_parse:
         try:
-            exec(script.code, namespace)
+            exec(s3cmd.code, namespace)
         except _Parsed as parsed:
             return parsed, namespace
         except SystemExit:

@@ -3,9 +3,9 @@
 files.Ahead runs a file's transfer before s3cmd's loop gets to the file, so
 it must know the call that loop's body will make: ``object_put`` with the
 file's name, its URI and its headers, and so on. ``Plans`` has one method per
-loop of s3cmd_script.TRANSFER_LOOPS, each reading what that body reads (the
+loop of script.TRANSFER_LOOPS, each reading what that body reads (the
 loop's own variables, the items of s3cmd's file lists) the way it reads it.
-When the body then makes its call, s3cmd_transfers compares it with the
+When the body then makes its call, transfers compares it with the
 plan (``call_match``), so a plan that came out otherwise costs only time:
 the body makes its call itself, as without tsd-s3cmd. ``incompatibility``,
 part of the shim's start-up check, verifies that each loop's function still
@@ -23,10 +23,10 @@ TYPE_CHECKING = False  # typing is not loaded at run time; see cli.py
 if TYPE_CHECKING:
     from typing import Any, Protocol
 
-    from .files import Planned
+    from ..engine.files import Planned
 
     class Engine(Protocol):
-        """What a plan needs of s3cmd_transfers.Engine."""
+        """What a plan needs of transfers.Engine."""
 
         namespace: dict[str, Any]
         config: Any
@@ -94,7 +94,7 @@ def call_match(name: str, arguments: Mapping[str, Any]) -> tuple[Any, ...]:
 class Plans:
     """The call each transfer loop's body will make for a file, worked out from its variables.
 
-    One method per loop of s3cmd_script.TRANSFER_LOOPS, each reading what
+    One method per loop of script.TRANSFER_LOOPS, each reading what
     that loop's body reads the way it reads it. None means: leave this file to
     s3cmd (stdin and stdout, encryption, an existing file s3cmd will decide
     about). A plan that cannot be made (s3cmd's items look other than
@@ -146,7 +146,7 @@ class Plans:
     # -- uploads --
 
     def _put(self, listing: Any, key: str) -> Planned | None:
-        from .files import Planned
+        from ..engine.files import Planned
 
         item = listing[key]
         filename = item["full_name"]
@@ -174,7 +174,7 @@ class Plans:
     # -- downloads --
 
     def _get(self, item: Any, decides_existing: bool) -> Planned | None:
-        from .files import Planned
+        from ..engine.files import Planned
 
         destination = item.get("local_filename")
         if (
@@ -210,7 +210,7 @@ class Plans:
     # -- copies --
 
     def _copy(self, name: str, s3: Any, src: str, dst: str, headers: Any, size: Any) -> Planned:
-        from .files import Planned
+        from ..engine.files import Planned
 
         src_uri, dst_uri = self.S3Uri(src), self.S3Uri(dst)
         return Planned(

@@ -6,7 +6,7 @@ of terabytes means hours of reading before the first byte moves. s3cmd's own
 cache (``--cache-file``, S3/HashCache.py) trusts a file's device, inode, mtime
 and size: when all four are as they were, the MD5 taken then is used. So
 tsd-s3cmd gives every ``sync`` with a local side such a cache by default, in
-its cache directory; s3cmd_shim loads and saves it privately. A
+its cache directory; shim loads and saves it privately. A
 ``--cache-file`` the user gives wins, and ``TSD_S3CMD_MD5_CACHE=0`` turns the
 default off.
 
@@ -23,8 +23,8 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .errors import UsageError
-from .token_choice import is_remote
+from ..errors import UsageError
+from ..login.token_choice import is_remote
 
 VARIABLE = "TSD_S3CMD_MD5_CACHE"
 

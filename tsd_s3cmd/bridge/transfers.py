@@ -6,8 +6,8 @@ small adapter between s3cmd's code and the engine (scheduler.py, files.py,
 parts.py, downloads.py, which know nothing of s3cmd); ``incompatibility``,
 part of the shim's start-up check, verifies each against the installed s3cmd.
 
-1. **The transfer loops** (s3cmd_script.py rewrites them) take their files
-   from ``files.Ahead``. ``s3cmd_plans`` works out, for each file, the call the
+1. **The transfer loops** (script.py rewrites them) take their files
+   from ``files.Ahead``. ``plans`` works out, for each file, the call the
    loop's body will make (from the loop's own variables, the way the body
    does), and ``object_put``, ``object_get``, ``object_copy``, ``object_move``
    and ``object_modify`` hand the body the finished call's outcome when its
@@ -46,17 +46,17 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager, suppress
 
-from .s3cmd_plans import FILE_CALLS, Plans, call_match
-from .s3cmd_script import patched
+from .plans import FILE_CALLS, Plans, call_match
+from .script import patched
 
 TYPE_CHECKING = False  # typing is not loaded at run time; see cli.py
 if TYPE_CHECKING:
     from typing import Any, Protocol
 
-    from .downloads import Finished
-    from .files import Ahead
-    from .partials import Partial
-    from .scheduler import Scheduler
+    from ..engine.downloads import Finished
+    from ..engine.files import Ahead
+    from ..engine.partials import Partial
+    from ..engine.scheduler import Scheduler
 
     class Hooks(Protocol):
         parallel: int
@@ -291,8 +291,8 @@ class Engine:
     def _start(self) -> Scheduler:
         """At the first transfer loop: s3cmd has applied its options by now."""
         if self.scheduler is None:
-            from .files import Ahead
-            from .scheduler import Scheduler
+            from ..engine.files import Ahead
+            from ..engine.scheduler import Scheduler
 
             config = self.config
             self.scheduler = Scheduler(self.hooks.parallel, rate=float(config.limitrate or 0))
@@ -315,7 +315,7 @@ class Engine:
     @contextmanager
     def _line_safe_output(self) -> Iterator[None]:
         """s3cmd's stdout and stderr, through progress.LineSafe (see progress.py)."""
-        from .progress import LineSafe, Progress
+        from ..engine.progress import LineSafe, Progress
 
         saved = sys.stdout, sys.stderr
         raw_out = getattr(sys.stdout, "buffer", None)
@@ -411,7 +411,7 @@ class Engine:
         original = self.originals["upload_all_parts"]
 
         def upload_all_parts(upload: Any, extra_label: str = "") -> Any:
-            from . import parts
+            from ..engine import parts
 
             stream = upload.file_stream
             size, chunk = upload.src_size, upload.chunk_size
@@ -523,8 +523,8 @@ class Engine:
         """
         import hashlib
 
-        from . import downloads
-        from .partials import Partial
+        from ..engine import downloads
+        from ..engine.partials import Partial
 
         scheduler = self._start()
         if size is None:

@@ -25,8 +25,8 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from ..errors import ConfigError
 from . import locking, tokens
-from .errors import ConfigError
 from .private_files import PrivateDir, check_private
 
 TYPE_CHECKING = False  # typing is not loaded at run time; see cli.py

@@ -10,13 +10,20 @@ Marks (registered in pyproject.toml):
 
 ``@pytest.mark.s3cmd``: the test runs s3cmd's code: a process it starts
 (tsd-s3cmd, plain s3cmd, the benchmark) imports s3cmd's ``S3`` package, or its
-module imports ``S3`` or ``tsd_s3cmd.s3cmd_shim`` itself. The test command
-runs these tests a second time with s3cmd 2.3.0 (``-m s3cmd``), and only
-these: the others would do the same thing twice. Nobody has to guess: every
-process the tests start notes when it imports ``S3`` (s3cmd_watch/), and a
-passing test fails at teardown when it is marked and ran no s3cmd code, or
-ran some and is not marked. Mark a module whose tests all run s3cmd with
-``pytestmark = pytest.mark.s3cmd``, a test or a parametrized case otherwise.
+module imports ``S3`` or ``tsd_s3cmd.bridge.shim`` itself. Nobody has to
+guess: every process the tests start notes when it imports ``S3``
+(s3cmd_watch/), and a passing test fails at teardown when it is marked and
+ran no s3cmd code, or ran some and is not marked. Mark a module whose tests
+all run s3cmd with ``pytestmark = pytest.mark.s3cmd``, a test or a
+parametrized case otherwise.
+
+``@pytest.mark.versions``: the test covers what differs between s3cmd
+releases: the shim's start-up check of every hook point, each of s3cmd's
+transfer loops that tsd-s3cmd rewrites, every s3cmd command once, and
+interrupts and resume. The test command runs these a second time with s3cmd
+2.3.0 (``-m versions``), side by side. Such a test must be marked ``s3cmd``
+too (so the check above proves it runs s3cmd's code) and not ``apart``;
+collection stops and says so otherwise.
 
 ``@pytest.mark.apart``: the test cannot share the machine with other tests:
 it bounds a time from above, starts many processes that must contend, or has
@@ -49,10 +56,18 @@ from pathlib import Path
 from typing import Callable, Union
 
 import pytest
+from hypothesis import settings
 
 from .forked_emulators import EmulatorForks, ForkedEmulator
 
 Process = Union[subprocess.Popen, ForkedEmulator]
+
+# Hypothesis fails an example that takes longer than 200 ms by default: on a
+# busy machine (six tests at once, another job on the core) a correct example
+# can, and the test then fails for the clock's sake. No deadline: what the
+# properties assert is what a command line means, not how fast it is read.
+settings.register_profile("suite", deadline=None)
+settings.load_profile("suite")
 BIN = Path(sys.executable).parent
 S3CMD_WATCH = Path(__file__).parent / "s3cmd_watch"  # its sitecustomize.py notes S3 imports
 S3CMD_TRACE = "TESTS_S3CMD_TRACE"
@@ -201,10 +216,10 @@ def compiled_script() -> Path:
     none, and checks what the first run makes.
     """
     if not _COMPILED:
-        from tsd_s3cmd import s3cmd_script
+        from tsd_s3cmd.bridge import script
 
         made = Path(tempfile.mkdtemp(prefix="tsd-s3cmd-code-"))
-        s3cmd_script.load(made)
+        script.load(made)
         _COMPILED.extend(made.glob("s3cmd-*.code"))
     return _COMPILED[0]
 
@@ -361,7 +376,21 @@ def emulator(start_emulator: Callable[..., Emulator], tmp_path: Path) -> Emulato
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The slow tests first: under pytest-xdist they then wait while the short ones run."""
+    """The slow tests first: under pytest-xdist they then wait while the short ones run.
+
+    And a ``versions`` test is an ``s3cmd`` test that can run side by side.
+    """
+    wrong = [
+        item.nodeid
+        for item in items
+        if item.get_closest_marker("versions")
+        and (not item.get_closest_marker("s3cmd") or item.get_closest_marker("apart"))
+    ]
+    if wrong:
+        raise pytest.UsageError(
+            "marked versions but not s3cmd, or also apart (the s3cmd 2.3.0 pass runs "
+            f"its tests side by side, and only tests that run s3cmd's code): {', '.join(wrong)}"
+        )
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
@@ -402,7 +431,7 @@ def _imports_s3cmd(module: object) -> bool:
     return any(
         (getattr(value, "__name__", None) if isinstance(value, type(sys)) else
          getattr(value, "__module__", None) or "").split(".")[0] == "S3"
-        or getattr(value, "__name__", None) == "tsd_s3cmd.s3cmd_shim"
+        or getattr(value, "__name__", None) == "tsd_s3cmd.bridge.shim"
         for value in vars(module).values()
     )  # fmt: skip
 
@@ -421,7 +450,7 @@ def _s3cmd_mark_is_right(request: pytest.FixtureRequest) -> Iterator[None]:
     if ran and not marked:
         pytest.fail(
             "this test runs s3cmd's code (a process it started imported s3cmd's S3 package, "
-            "or its module imports S3 or tsd_s3cmd.s3cmd_shim) but is not marked s3cmd: "
+            "or its module imports S3 or tsd_s3cmd.bridge.shim) but is not marked s3cmd: "
             "add @pytest.mark.s3cmd (or pytestmark = pytest.mark.s3cmd for the whole module) "
             "so that the s3cmd 2.3.0 pass runs it too",
             pytrace=False,

@@ -21,12 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from tsd_s3cmd import tokens
+from tsd_s3cmd.login import tokens
 
 from .conftest import DEMO, Result, Tsd, member_home
 from .test_errors import one_line
 
-pytestmark = pytest.mark.s3cmd  # every test here runs s3cmd's code
+# Every test here runs s3cmd's code and covers what differs between its releases.
+pytestmark = [pytest.mark.s3cmd, pytest.mark.versions]
 
 IMPORT, EXPORT = "s3import", "s3export"
 MiB = 1024 * 1024

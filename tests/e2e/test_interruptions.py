@@ -23,7 +23,8 @@ from ..conftest import BIN
 from .conftest import DEMO, Tsd
 from .test_long_running import MiB, printed_resume, resume_command_from_status, start, wait_for
 
-pytestmark = pytest.mark.s3cmd  # every test here runs s3cmd's code
+# Every test here runs s3cmd's code and covers what differs between its releases.
+pytestmark = [pytest.mark.s3cmd, pytest.mark.versions]
 
 PART = ["--multipart-chunk-size-mb=5"]
 BLOCK = 64 * 1024

@@ -20,8 +20,9 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from tsd_s3cmd import s3cmd_shim, token_choice
+from tsd_s3cmd.bridge import shim
 from tsd_s3cmd.emulator.gateway import S3Call
+from tsd_s3cmd.login import token_choice
 
 from ..conftest import private_env
 from .conftest import DEMO, NOEXPORT, Result, Tsd, member_home
@@ -222,12 +223,12 @@ def test_listing_is_said_exactly_for_the_lines_that_list(
     homes: Homes, index: int, tmp_path: Path, code_cache: Path
 ) -> None:
     line = LINES[index]
-    commands, _ = s3cmd_shim.vocabulary(code_cache)
+    commands, _ = shim.vocabulary(code_cache)
     args = line.args.format(b=f"l-{index}").split()
     command = next(a for a in args if not a.startswith("-") or a == "--configure")
     if command != "--configure" and command not in commands:
-        pytest.skip(f"s3cmd {s3cmd_shim.version()} has no {command}")
-    parsed = s3cmd_shim.parse(args, cache_dir=code_cache)
+        pytest.skip(f"s3cmd {shim.version()} has no {command}")
+    parsed = shim.parse(args, cache_dir=code_cache)
     assert parsed is not None
     said = token_choice.listing(parsed[1], parsed[0])
     local_files(tmp_path)

@@ -294,7 +294,7 @@ def test_many_small_files_move_several_at_once_under_one_budget(
     assert len(puts) == 64
     # The budget, all of it, and not one per file. (The emulator counts a request until it
     # has closed its answer, a moment after the client has read it and sent the next, so
-    # it may see one or two more than the client has in flight; tests/unit/test_scheduler.py
+    # it may see one or two more than the client has in flight; tests/unit/engine/test_scheduler.py
     # shows the client's exact bound.)
     assert 5 <= max(e["in_flight"] for e in puts) <= 6 + 3
     assert threads[0] <= 2 * 6 + 2, threads  # file and part workers, not a thread per file

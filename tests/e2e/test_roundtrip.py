@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tsd_s3cmd import tokens
+from tsd_s3cmd.login import tokens
 
 from .conftest import DEMO, Tsd
 

@@ -85,8 +85,9 @@ def test_the_everyday_path_loads_neither_click_typing_nor_requests() -> None:
     import sys
 
     everyday = (
-        "cli", "runner", "broker", "s3cmd_shim", "s3cmd_script", "s3cmd_transfers", "s3cmd_plans",
-        "scheduler", "limits", "files", "parts", "downloads", "partials", "progress",
+        "cli", "bridge.runner", "login.broker", "bridge.shim", "bridge.script", "bridge.transfers",
+        "bridge.plans", "engine.scheduler", "engine.limits", "engine.files", "engine.parts",
+        "engine.downloads", "engine.partials", "engine.progress",
     )  # fmt: skip
     code = (
         f"import sys, {', '.join('tsd_s3cmd.' + m for m in everyday)}; "

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tsd_s3cmd import md5_cache, s3cmd_shim
+from tsd_s3cmd.bridge import md5_cache, shim
 from tsd_s3cmd.errors import ConfigError, UsageError
 
 pytestmark = pytest.mark.s3cmd  # the module imports the shim, which runs s3cmd's code
@@ -82,7 +82,7 @@ GOOD = {"inodes": {64: {1234: {1700000000: {"md5": "a" * 32, "size": 5}}}}, "ver
 
 def test_a_sound_cache_of_the_users_own_is_loaded(tmp_path: Path) -> None:
     path = _saved(tmp_path / "c" / "x.pickle", pickle.dumps(GOOD))
-    assert s3cmd_shim._load_md5s(path) == GOOD["inodes"]
+    assert shim._load_md5s(path) == GOOD["inodes"]
 
 
 @pytest.mark.parametrize(
@@ -99,18 +99,18 @@ def test_a_sound_cache_of_the_users_own_is_loaded(tmp_path: Path) -> None:
     ],
 )
 def test_a_damaged_cache_is_empty(tmp_path: Path, data: bytes) -> None:
-    assert s3cmd_shim._load_md5s(_saved(tmp_path / "c" / "x.pickle", data)) == {}
+    assert shim._load_md5s(_saved(tmp_path / "c" / "x.pickle", data)) == {}
 
 
 def test_a_cache_others_could_write_is_empty(tmp_path: Path) -> None:
     exposed = _saved(tmp_path / "c" / "x.pickle", pickle.dumps(GOOD), 0o660)
-    assert s3cmd_shim._load_md5s(exposed) == {}
+    assert shim._load_md5s(exposed) == {}
     loose = _saved(tmp_path / "d" / "x.pickle", pickle.dumps(GOOD))
     loose.parent.chmod(0o777)
-    assert s3cmd_shim._load_md5s(loose) == {}
+    assert shim._load_md5s(loose) == {}
     link = tmp_path / "c" / "link.pickle"
     link.symlink_to(loose)
-    assert s3cmd_shim._load_md5s(link) == {}
+    assert shim._load_md5s(link) == {}
 
 
 def test_a_local_listing_that_no_longer_uses_hashcache_is_refused(
@@ -123,4 +123,4 @@ def test_a_local_listing_that_no_longer_uses_hashcache_is_refused(
 
     monkeypatch.setattr(FileLists, "fetch_local_list", fetch_local_list)
     with pytest.raises(ConfigError, match="fetch_local_list no longer keeps its MD5s"):
-        s3cmd_shim.check_compatible()
+        shim.check_compatible()

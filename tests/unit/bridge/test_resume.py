@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import optparse
 import shlex
+from collections.abc import Sequence
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tsd_s3cmd import s3cmd_shim
-from tsd_s3cmd.resume import LOCAL_FILE_OPTIONS, _values, read
+from tsd_s3cmd.bridge import shim
+from tsd_s3cmd.bridge.resume import LOCAL_FILE_OPTIONS, Command, _values, read
+from tsd_s3cmd.tsd_options import s3cmd_positions
 
 pytestmark = pytest.mark.s3cmd  # every test here runs s3cmd's code
 
@@ -20,14 +22,19 @@ CWD = "/home/u/work"
 @pytest.fixture(scope="module")
 def parser() -> optparse.OptionParser:
     """s3cmd's own parser, as its main builds it."""
-    parsed, _ = s3cmd_shim._parse_only([], None, "s3cmd")
+    parsed, _ = shim._parse_only([], None, "s3cmd")
     assert parsed is not None
     return parsed.parser
 
 
+def read_in_cwd(argv: Sequence[str], parser: optparse.OptionParser) -> Command:
+    """The command read as the runner reads it, from ``CWD``."""
+    return read(argv, s3cmd_positions(argv), parser, CWD)
+
+
 def resumed(parser: optparse.OptionParser, *argv: str) -> list[str]:
     """The words of the command as read for a resume: its paths absolute, no --upload-id."""
-    command = shlex.split(read(argv, parser, CWD).again())
+    command = shlex.split(read_in_cwd(argv, parser).again())
     assert command[0] == "tsd-s3cmd"
     return command[1:]
 
@@ -35,7 +42,7 @@ def resumed(parser: optparse.OptionParser, *argv: str) -> list[str]:
 def test_a_put_of_one_file_resumes_with_the_same_command_and_the_id(
     parser: optparse.OptionParser,
 ) -> None:
-    command = read(["-v", "put", "big.bin", "s3://b/"], parser, CWD)
+    command = read_in_cwd(["-v", "put", "big.bin", "s3://b/"], parser)
     resumed = command.resume("NEW", f"{CWD}/big.bin", "s3://b/big.bin")
     assert shlex.split(resumed) == [
         "tsd-s3cmd", "--upload-id", "NEW", "-v", "put", f"{CWD}/big.bin", "s3://b/",
@@ -54,7 +61,7 @@ def test_a_command_of_several_files_resumes_one_by_a_put_of_it(
     parser: optparse.OptionParser, argv: list[str]
 ) -> None:
     """--upload-id is for one file: s3cmd would use it for every large file of a sync."""
-    command = read(argv, parser, CWD)
+    command = read_in_cwd(argv, parser)
     resumed = command.resume("NEW", f"{CWD}/dir/big.bin", "s3://b/d/big.bin")
     options = [a for a in argv if a not in ("sync", "put", "dir/", "s3://b/d/", "dir/a.bin",
                                             "dir/big.bin")]  # fmt: skip
@@ -172,7 +179,7 @@ def test_values_read_a_command_line_as_optparse_does(parser: optparse.OptionPars
 
     @given(_command_lines(parser))
     def check(args: list[str]) -> None:
-        try:  # optparse's own parse (the parser s3cmd_shim hands over stops s3cmd after it)
+        try:  # optparse's own parse (the parser the shim hands over stops s3cmd after it)
             options, positional = optparse.OptionParser.parse_args(
                 parser, args, parser.get_default_values()
             )

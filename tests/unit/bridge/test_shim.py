@@ -7,24 +7,25 @@ import logging
 import pytest
 from S3 import S3 as s3_module
 
-from tsd_s3cmd import s3cmd_plans, s3cmd_script, s3cmd_shim, s3cmd_transfers
+from tsd_s3cmd.bridge import plans, script, shim, transfers
 from tsd_s3cmd.errors import ConfigError
 
-from .test_tokens import make_jwt
+from ..jwts import make_jwt
 
-pytestmark = pytest.mark.s3cmd  # every test here runs s3cmd's code
+# Every test here runs s3cmd's code and covers what differs between its releases.
+pytestmark = [pytest.mark.s3cmd, pytest.mark.versions]
 
 
 def test_the_installed_s3cmd_fits_the_hooks() -> None:
-    script = s3cmd_script.load(None)
-    assert script.problem is None
-    s3cmd_shim.check_compatible(script, parallel=True)
+    s3cmd = script.load(None)
+    assert s3cmd.problem is None
+    shim.check_compatible(s3cmd, parallel=True)
 
 
 def test_a_get_triplet_that_no_longer_signs_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(s3_module.S3Request, "get_triplet", lambda self: ("GET", "/", {}))
     with pytest.raises(ConfigError, match="get_triplet no longer signs"):
-        s3cmd_shim.check_compatible()
+        shim.check_compatible()
 
 
 def test_a_request_that_bypasses_get_triplet_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -34,7 +35,7 @@ def test_a_request_that_bypasses_get_triplet_is_refused(monkeypatch: pytest.Monk
 
     monkeypatch.setattr(s3_module.S3, "unsigned_listing", unsigned_listing, raising=False)
     with pytest.raises(ConfigError, match=r"S3\.unsigned_listing sends requests without"):
-        s3cmd_shim.check_compatible()
+        shim.check_compatible()
 
 
 def test_log_records_lose_tokens_and_the_half_resume_advice() -> None:
@@ -45,7 +46,7 @@ def test_log_records_lose_tokens_and_the_half_resume_advice() -> None:
         "upload, or\n  tsd-s3cmd --upload-id ID put ...\nto continue the upload.\n"
         "headers: {'token': '%s'}", (token,), None,
     )  # fmt: skip
-    assert s3cmd_shim._Redact().filter(record)
+    assert shim._Redact().filter(record)
     message = record.getMessage()
     assert token not in message and "redacted" in message
     assert message.startswith("Upload of 'f' part 3 failed.")
@@ -55,7 +56,7 @@ def test_log_records_lose_tokens_and_the_half_resume_advice() -> None:
 def test_the_access_key_in_an_authorization_header_is_redacted() -> None:
     header = "'Authorization': 'AWS4-HMAC-SHA256 Credential=AKIAEXAMPLE42/20261128/us-east-1/s3"
     record = logging.LogRecord("S3", logging.DEBUG, __file__, 1, "headers: %s", (header,), None)
-    assert s3cmd_shim._Redact().filter(record)
+    assert shim._Redact().filter(record)
     assert "AKIAEXAMPLE42" not in record.getMessage()
     assert "Credential=<access key>/20261128/us-east-1/s3" in record.getMessage()
 
@@ -64,7 +65,7 @@ def test_vocabulary_is_the_installed_s3cmds_and_leaves_the_process_as_it_was() -
     import sys
 
     before = sys.argv, sys.stdout, sys.stderr
-    commands, options = s3cmd_shim.vocabulary()
+    commands, options = shim.vocabulary()
     assert (sys.argv, sys.stdout, sys.stderr) == before
     assert {"mb", "put", "get", "sync", "signurl"} <= set(commands)
     assert ("--config", True) in options and ("-c", True) in options
@@ -81,7 +82,7 @@ def test_a_multipart_loop_that_no_longer_calls_upload_part_is_refused(
 
     monkeypatch.setattr(MultiPart.MultiPartUpload, "upload_all_parts", upload_all_parts)
     with pytest.raises(ConfigError, match="upload_all_parts no longer sends parts"):
-        s3cmd_shim.check_compatible(parallel=True)
+        shim.check_compatible(parallel=True)
 
 
 def test_an_upload_part_with_other_parameters_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -92,7 +93,7 @@ def test_an_upload_part_with_other_parameters_is_refused(monkeypatch: pytest.Mon
 
     monkeypatch.setattr(MultiPart.MultiPartUpload, "upload_part", upload_part)
     with pytest.raises(ConfigError, match="upload_part no longer takes chunk_size, remote_status"):
-        s3cmd_shim.check_compatible(parallel=True)
+        shim.check_compatible(parallel=True)
 
 
 def test_a_download_that_no_longer_uses_recv_file_is_refused(
@@ -103,13 +104,13 @@ def test_a_download_that_no_longer_uses_recv_file_is_refused(
 
     monkeypatch.setattr(s3_module.S3, "object_get", object_get)
     with pytest.raises(ConfigError, match="object_get no longer downloads with recv_file"):
-        s3cmd_shim.check_compatible(parallel=True)
+        shim.check_compatible(parallel=True)
 
 
 def test_a_missing_connection_pool_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delattr(s3_module, "ConnMan")
     with pytest.raises(ConfigError, match=r"S3\.S3 has no ConnMan"):
-        s3cmd_shim.check_compatible(parallel=True)
+        shim.check_compatible(parallel=True)
 
 
 @pytest.mark.parametrize(
@@ -129,7 +130,7 @@ def test_a_missing_connection_pool_is_refused(monkeypatch: pytest.MonkeyPatch) -
 def test_a_download_is_checked_against_what_s3cmd_checks(
     headers: dict[str, str], expected: str | None
 ) -> None:
-    assert s3cmd_transfers.expected_md5(headers) == expected
+    assert transfers.expected_md5(headers) == expected
 
 
 def test_a_request_that_takes_a_connection_outside_the_send_methods_is_refused(
@@ -141,22 +142,22 @@ def test_a_request_that_takes_a_connection_outside_the_send_methods_is_refused(
 
     monkeypatch.setattr(s3_module.S3, "fetch_fast", fetch_fast, raising=False)
     with pytest.raises(ConfigError, match=r"S3\.fetch_fast takes a connection outside"):
-        s3cmd_shim.check_compatible(parallel=True)
+        shim.check_compatible(parallel=True)
 
 
 def test_every_transfer_loop_of_s3cmd_is_found_and_only_those() -> None:
-    script = s3cmd_script.load(None)
-    assert script.problem is None
-    assert s3cmd_plans.incompatibility(script.code) is None
+    s3cmd = script.load(None)
+    assert s3cmd.problem is None
+    assert plans.incompatibility(s3cmd.code) is None
 
 
 def test_an_s3cmd_whose_transfer_loops_moved_is_refused_when_files_move_at_once() -> None:
-    source = s3cmd_script.script_path().read_bytes()
+    source = script.script_path().read_bytes()
     # A put that moves its files in a helper instead of its own loop.
     changed = source.replace(b"= s3.object_put(full_name,", b"= _put_one(full_name,")
-    code, problem = s3cmd_script._compile(changed, "s3cmd")
+    code, problem = script._compile(changed, "s3cmd")
     assert problem is not None and "cmd_object_put" in problem
-    script = s3cmd_script.Script(s3cmd_script.script_path(), code, problem)
+    s3cmd = script.Script(script.script_path(), code, problem)
     with pytest.raises(ConfigError, match="transfer loops have changed"):
-        s3cmd_shim.check_compatible(script, parallel=True)
-    s3cmd_shim.check_compatible(script, parallel=False)  # one at a time needs no loop of ours
+        shim.check_compatible(s3cmd, parallel=True)
+    shim.check_compatible(s3cmd, parallel=False)  # one at a time needs no loop of ours

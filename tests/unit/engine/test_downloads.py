@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tsd_s3cmd import downloads, partials, scheduler
-from tsd_s3cmd.limits import Stopped
+from tsd_s3cmd.engine import downloads, partials, scheduler
+from tsd_s3cmd.engine.limits import Stopped
 
 MiB = 1024 * 1024
 

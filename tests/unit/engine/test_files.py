@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tsd_s3cmd import files, scheduler
+from tsd_s3cmd.engine import files, scheduler
 
 
 def _plans(durations: dict[str, float], log: list[str], fail: set[str] = frozenset()):  # type: ignore[no-untyped-def, assignment]

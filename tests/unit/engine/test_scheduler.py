@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tsd_s3cmd import downloads, limits, parts, progress, scheduler
-from tsd_s3cmd.broker import HeaderSource
-from tsd_s3cmd.store import CachedToken
+from tsd_s3cmd.engine import downloads, limits, parts, progress, scheduler
+from tsd_s3cmd.login.broker import HeaderSource
+from tsd_s3cmd.login.store import CachedToken
 
 MiB = 1024 * 1024
 

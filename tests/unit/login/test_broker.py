@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from tsd_s3cmd.broker import RENEW_BY_LOGIN, HeaderSource, check_export_rights
 from tsd_s3cmd.errors import AuthError
-from tsd_s3cmd.store import CachedToken, Store
-from tsd_s3cmd.token_choice import Listing
+from tsd_s3cmd.login.broker import RENEW_BY_LOGIN, HeaderSource, check_export_rights
+from tsd_s3cmd.login.store import CachedToken, Store
+from tsd_s3cmd.login.token_choice import Listing
 
-from .test_tokens import make_jwt
+from ..jwts import make_jwt
 
 LS = Listing("'ls' lists buckets and objects")
 MEMBER = ["p11-member-group", "p11-export-group"]

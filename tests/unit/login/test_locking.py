@@ -20,13 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from tsd_s3cmd import locking
 from tsd_s3cmd.errors import TsdError
+from tsd_s3cmd.login import locking
 
 HOLDER = """
 import sys
 from pathlib import Path
-from tsd_s3cmd import locking
+from tsd_s3cmd.login import locking
 path, heartbeat, here = Path(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
 locking.HEARTBEAT = heartbeat
 if here:

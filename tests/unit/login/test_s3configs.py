@@ -9,7 +9,7 @@ import pytest
 
 from tsd_s3cmd.environments import ENVIRONMENTS
 from tsd_s3cmd.errors import ConfigError, UsageError
-from tsd_s3cmd.s3configs import S3Configs, for_run, in_use, parse
+from tsd_s3cmd.login.s3configs import S3Configs, for_run, in_use, parse
 
 PROD, EC = ENVIRONMENTS["prod"], ENVIRONMENTS["ec-prod"]
 

@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tsd_s3cmd.errors import ConfigError, TsdError
-from tsd_s3cmd.store import TOKENS, CachedToken, Registration, Store
+from tsd_s3cmd.login.store import TOKENS, CachedToken, Registration, Store
 
-from .test_tokens import make_jwt
+from ..jwts import make_jwt
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tsd_s3cmd import s3cmd_shim
+from tsd_s3cmd.bridge import shim
 from tsd_s3cmd.errors import AuthError, UsageError
-from tsd_s3cmd.token_choice import (
+from tsd_s3cmd.login.token_choice import (
     LISTING_COMMANDS,
     READ_COMMANDS,
     UNUSABLE_COMMANDS,
@@ -21,7 +21,7 @@ from tsd_s3cmd.token_choice import (
     token_for,
     token_type_for,
 )
-from tsd_s3cmd.tokens import EXPORT, IMPORT
+from tsd_s3cmd.login.tokens import EXPORT, IMPORT
 
 pytestmark = pytest.mark.s3cmd  # every test here runs s3cmd's code
 
@@ -68,7 +68,7 @@ def test_a_run_and_print_token_for_read_a_command_line_alike(
     command: str, args: list[str], expected: str, options: list[str], code_cache: Path
 ) -> None:
     """``--print-token-for CMD ARGS`` reads CMD ARGS with s3cmd's own parser, as a run does."""
-    parsed = s3cmd_shim.parse([command, *options, *args], cache_dir=code_cache)
+    parsed = shim.parse([command, *options, *args], cache_dir=code_cache)
     assert parsed is not None
     options_read, positional = parsed
     assert positional == [command, *args]
@@ -76,7 +76,7 @@ def test_a_run_and_print_token_for_read_a_command_line_alike(
 
 
 def test_parse_says_none_when_s3cmd_cannot_read_the_line(code_cache: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    assert s3cmd_shim.parse(["ls", "--no-such-option"], cache_dir=code_cache) is None
+    assert shim.parse(["ls", "--no-such-option"], cache_dir=code_cache) is None
     assert "no such option: --no-such-option" in capsys.readouterr().err
 
 
@@ -241,7 +241,7 @@ LISTINGS = [
 
 @pytest.mark.parametrize(("line", "says"), LISTINGS)
 def test_listing_follows_s3cmds_requests(line: str, says: str | None, code_cache: Path) -> None:
-    parsed = s3cmd_shim.parse(line.split(), cache_dir=code_cache)
+    parsed = shim.parse(line.split(), cache_dir=code_cache)
     assert parsed is not None
     found = listing(parsed[1], parsed[0])
     if says is None:

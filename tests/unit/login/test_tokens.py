@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import json
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tsd_s3cmd.tokens import NotAToken, claims, expiry, redact
+from tsd_s3cmd.login.tokens import NotAToken, claims, expiry, redact
 
-
-def make_jwt(payload: dict) -> str:
-    def b64(data: bytes) -> str:
-        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-    return ".".join(
-        (b64(b'{"alg":"HS256","typ":"JWT"}'), b64(json.dumps(payload).encode()), "c2lnbmF0dXJl")
-    )
+from ..jwts import make_jwt
 
 
 def test_claims_and_expiry() -> None:

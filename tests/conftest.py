@@ -133,6 +133,10 @@ class Emulator:
     def s3_log(self) -> list[dict]:
         return [entry for entry in self.log() if entry["kind"] == "s3"]
 
+    def in_flight(self) -> int:
+        """The S3 requests the emulator is serving now."""
+        return json.loads(self._get("/_emulator/in-flight"))["s3"]
+
     def object(self, bucket: str, key: str, project: str = "p11") -> bytes | None:
         """The stored bytes of a project's object, or None if there is none."""
         from urllib.error import HTTPError

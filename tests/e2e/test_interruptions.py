@@ -10,6 +10,7 @@ state, and the same command continues it, fetching only what was missing.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -40,7 +41,8 @@ def parts_stored(tsd: Tsd, key: str, since: int = 0) -> set[int]:
 
 
 def settled(tsd: Tsd) -> None:
-    """Wait until the emulator has finished every request it was serving."""
+    """Wait until the emulator's log stops growing (its in-flight count can stay above 0
+    after a client dies mid-request: not yet understood, so not relied on)."""
     last = -1
     while last != (last := len(tsd.emulator.log())):
         time.sleep(1)
@@ -72,7 +74,7 @@ def test_a_stopped_parallel_put_keeps_what_plain_s3cmd_keeps_and_resumes(  # typ
         start_new_session=True,
     )  # fmt: skip
     ours = start(tsd, *PART, *rate, "put", str(data), "s3://order/ours.bin")
-    time.sleep(9)  # s3cmd has stored two or three parts by now (2.5 s each, and its start)
+    wait_for(lambda: len(parts_stored(tsd, "plain.bin")) >= 2)  # 2.5 s a part
     plain.send_signal(number)
     ours.send_signal(number)
     plain.wait(timeout=30)
@@ -252,8 +254,9 @@ def test_sigterm_during_a_sync_down_stops_it_with_143_and_nothing_half_written( 
         tsd.emulator.place("p11", "export-bucket", f"many/{i:02d}.bin", os.urandom(300_000))
     tsd.emulator.settings(link_rate=300_000)
     proc = start(tsd, "sync", "s3://export-bucket/many/", f"{tmp_path / 'down'}/")
-    wait_for(lambda: (tmp_path / "down").exists() and any((tmp_path / "down").iterdir()))
-    time.sleep(0.5)
+    down = tmp_path / "down"
+    # Stopped once a file is whole and others are on their way (1 s a file, ten at once).
+    wait_for(lambda: down.exists() and any(not p.name.startswith(".") for p in down.iterdir()))
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=15)
     assert proc.returncode == 143, err.decode()
@@ -277,13 +280,17 @@ def test_each_unfinished_upload_of_a_sync_resumes_on_its_own(tsd: Tsd, tmp_path:
         (source / name).write_bytes(data)
     proc = start(tsd, *PART, "--limit-rate=4m", "sync", "data/", "s3://several/d/")
 
-    def begun(name: str) -> bool:  # its multipart upload initiated
-        return any(e["method"] == "POST" and e["path"] == f"/several/d/{name}"
-                   and e["query"].startswith("uploads") and e["status"] == 200
-                   for e in tsd.emulator.s3_log())  # fmt: skip
+    def begun() -> int:
+        """Uploads the run has recorded as begun: what it has to print resume commands for.
+
+        (Not the emulator's answer to the initiate: the run may be stopped
+        after that answer and before it has read and recorded the upload.)
+        """
+        journal = tsd.config_dir / "uploads.json"
+        return len(json.loads(journal.read_text())) if journal.exists() else 0
 
     # Both begun (b.bin's parts wait for the rate, a.bin's go first), a.bin not done.
-    wait_for(lambda: len(parts_stored(tsd, "a.bin")) >= 1 and begun("b.bin"))
+    wait_for(lambda: len(parts_stored(tsd, "a.bin")) >= 1 and begun() == 2)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=15)
     stderr = err.decode()

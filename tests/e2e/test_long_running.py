@@ -124,6 +124,7 @@ def resume_command_from_status(tsd: Tsd) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.versions  # interrupt and resume
 def test_sigkill_mid_upload_then_resume_sends_only_missing_parts(tsd: Tsd, tmp_path: Path) -> None:
     data = bucket_and_file(tsd, "resume", tmp_path / "resume.bin", 40 * MiB + 5)
     proc = start(  # one part at a time: test_parallel.py kills a parallel upload
@@ -149,6 +150,7 @@ def test_sigkill_mid_upload_then_resume_sends_only_missing_parts(tsd: Tsd, tmp_p
 
 
 @pytest.mark.slow
+@pytest.mark.versions  # interrupt and resume
 def test_ctrl_c_prints_the_resume_command(tsd: Tsd, tmp_path: Path) -> None:
     data = bucket_and_file(tsd, "ctrlc", tmp_path / "ctrl c.bin", 30 * MiB)
     proc = start(  # one part at a time: test_parallel.py interrupts a parallel upload
@@ -170,6 +172,7 @@ def test_ctrl_c_prints_the_resume_command(tsd: Tsd, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.versions  # interrupt and resume
 def test_resume_commands_work_from_another_directory(tsd: Tsd, tmp_path: Path) -> None:
     """Started with relative paths, resumed from elsewhere through a shell: printed and listed."""
     work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"

@@ -45,7 +45,8 @@ def parts_of(tsd: Tsd, key: str, since: int = 0) -> list[dict]:
 
 
 def settled(tsd: Tsd) -> None:
-    """Wait until the emulator has finished every request it was serving."""
+    """Wait until the emulator's log stops growing (its in-flight count can stay above 0
+    after a client dies mid-request: not yet understood, so not relied on)."""
     last = -1
     while last != (last := len(tsd.emulator.log())):
         time.sleep(1)
@@ -204,7 +205,7 @@ def test_sigkill_mid_parallel_put_then_resume_sends_only_missing_parts(
     wait_for(lambda: len(stored_parts(tsd)) >= 5)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
-    settled(tsd)  # a part whose last byte was out when the client died is stored all the same
+    settled(tsd)  # a part all sent when the client died is stored all the same
     before = set(stored_parts(tsd))
     assert 5 <= len(before) < 13
     assert tsd.emulator.object("killed", "killed.bin") is None
@@ -220,10 +221,10 @@ def test_sigkill_mid_parallel_put_then_resume_sends_only_missing_parts(
 @pytest.mark.slow
 def test_ctrl_c_stops_every_part_and_prints_the_resume_command(tsd: Tsd, tmp_path: Path) -> None:
     data = bucket_and_file(tsd, "halt", tmp_path / "halt.bin", 40 * MiB)
-    # 4 parts at once, each at 0.5 MB/s: a running part would need 10 s to finish.
-    proc = start(tsd, "--parallel", "4", *PART, "--limit-rate=2m", "put", str(data), "s3://halt")
-    wait_for(lambda: sum(1 for e in tsd.emulator.s3_log() if "uploads" in e["query"]))
-    time.sleep(1.5)
+    # 4 parts at once, each held to 0.5 MB/s: a running part would need 10 s to finish.
+    tsd.emulator.settings(link_rate=500_000)
+    proc = start(tsd, "--parallel", "4", *PART, "put", str(data), "s3://halt")
+    wait_for(lambda: tsd.emulator.in_flight() == 4)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=8)  # far less than a part needs
     stderr = err.decode()
@@ -231,6 +232,7 @@ def test_ctrl_c_stops_every_part_and_prints_the_resume_command(tsd: Tsd, tmp_pat
     assert "Traceback" not in stderr
     resume = printed_resume(stderr)
     assert not stored_parts(tsd)
+    tsd.emulator.settings(link_rate=0)
     tsd.ok(*resume)
     assert tsd.emulator.object("halt", "halt.bin") == data.read_bytes()
 
@@ -239,11 +241,16 @@ def test_ctrl_c_stops_every_part_and_prints_the_resume_command(tsd: Tsd, tmp_pat
 def test_a_token_renewed_mid_transfer_is_renewed_once_for_all_parts(  # type: ignore[no-untyped-def]
     make_tsd, tmp_path: Path
 ) -> None:
-    # A token lasts 8 s and is renewed when 2 s are left; the upload takes
-    # about 9 s (36 MiB at 4 MB/s), long enough to need a renewal.
+    # A token lasts 8 s and is renewed when 2 s are left. The emulator holds
+    # each connection to 2 MB/s, as a long link does, so the 16 parts of
+    # 80 MiB go four at a time in waves of about 2.6 s, some 10 s in all:
+    # each wave's four parts ask for the token together, one wave or two
+    # when it is due. (Not --limit-rate: under it, parts go one at a time
+    # when one connection carries the whole rate, as here it would.)
     tsd = make_tsd("--token-lifetime", "8", "--refresh-count", "100", export=False)
-    data = bucket_and_file(tsd, "renew", tmp_path / "renew.bin", 36 * MiB)
-    tsd.ok("--parallel", "6", *PART, "--limit-rate=4m", "put", str(data), "s3://renew")
+    data = bucket_and_file(tsd, "renew", tmp_path / "renew.bin", 80 * MiB)
+    tsd.emulator.settings(link_rate=2_000_000)
+    tsd.ok("--parallel", "4", *PART, "put", str(data), "s3://renew")
     refreshes = [e["time"] for e in tsd.auth_calls("refresh")]
     assert refreshes
     # One renewal each time one is due, whatever the number of parts in flight:

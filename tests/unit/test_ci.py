@@ -13,35 +13,48 @@ def readme_commands() -> list[str]:
     return re.findall(r"```sh\n(.*?)\n```", readme, re.S)
 
 
-def test_ci_runs_exactly_the_readme_test_command_as_one_line() -> None:
+def steps() -> list[str]:
+    """tests/run's commands, without comments and blank lines."""
+    text = (ROOT / "tests" / "run").read_text(encoding="utf-8")
+    return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def test_ci_runs_exactly_the_readme_test_command_a_short_line() -> None:
     test_command = readme_commands()[1]
-    assert "\n" not in test_command
+    assert "\n" not in test_command and len(test_command) <= 160
     script = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
-    assert script[-1] == test_command
+    assert script[-1] == test_command == "bash tests/run"
 
 
-def test_the_test_command_runs_all_then_what_runs_s3cmd_with_s3cmd_2_3_too() -> None:
-    """Each pass: the tests at once with pytest-xdist, then those marked apart, alone."""
-    test_command = readme_commands()[1]
-    assert ".venv-s3cmd23/bin/pip install -q -e '.[test]' 's3cmd==2.3.0'" in test_command
-    runs = [step for step in test_command.split(" && ") if " -m pytest " in step]
-    assert len(runs) == 4, runs
-    everything, everything_apart, again, again_apart = runs
-    assert everything.startswith(".venv/bin/python -m pytest -q -n ")
-    assert everything.endswith(" -m 'not apart'")
-    assert everything_apart == ".venv/bin/python -m pytest -q -m apart"
-    assert again.startswith(".venv-s3cmd23/bin/python -m pytest -q -n ")
-    assert again.endswith(" -m 's3cmd and not apart'")
-    assert again_apart == ".venv-s3cmd23/bin/python -m pytest -q -m 's3cmd and apart'"
+def test_the_script_stops_at_the_first_failure() -> None:
+    assert "set -euo pipefail" in steps()
+
+
+def test_all_tests_run_then_what_differs_between_releases_with_s3cmd_2_3() -> None:
+    """Each pass: the tests at once with pytest-xdist, and those marked apart alone."""
+    runs = [step for step in steps() if " -m pytest " in step]
+    assert runs == [
+        """.venv/bin/python -m pytest -q "${side_by_side[@]}" -m 'not apart'""",
+        ".venv/bin/python -m pytest -q -m apart",
+        """.venv-s3cmd23/bin/python -m pytest -q "${side_by_side[@]}" -m versions""",
+    ]
+    assert "side_by_side=(-n 6 --dist worksteal)" in " ".join(steps())
+    assert any(
+        step.startswith("{ python3 -m venv .venv-s3cmd23 && ")
+        and step.endswith(".venv-s3cmd23/bin/pip install -q -e '.[test]' 's3cmd==2.3.0'; } &")
+        for step in steps()
+    )
 
 
 def test_the_second_install_overlaps_the_first_pass_and_ends_before_any_apart_test() -> None:
     """The s3cmd 2.3.0 install uses one core while the first pass runs; the tests marked
     apart must have the machine to themselves, so it has ended before them."""
-    steps = readme_commands()[1].split(" && ")
-    install = next(i for i, step in enumerate(steps) if "s3cmd==2.3.0" in step)
-    assert steps[install - 1] == "{ { python3 -m venv .venv-s3cmd23"
-    assert steps[install].endswith("; } & }")
-    first_pass = steps.index(".venv/bin/python -m pytest -q -n 6 --dist worksteal -m 'not apart'")
-    assert install < first_pass < steps.index("wait $!")
-    assert steps.index("wait $!") < steps.index(".venv/bin/python -m pytest -q -m apart")
+    lines = steps()
+
+    def at(fragment: str) -> int:
+        return next(i for i, line in enumerate(lines) if fragment in line)
+
+    install, first_pass = at("s3cmd==2.3.0"), at("-m 'not apart'")
+    assert lines[install + 1] == "older=$!"
+    assert at(".venv/bin/pip install -q -e '.[test]'") < install < first_pass
+    assert first_pass < lines.index('wait "$older"') < at("-m apart")

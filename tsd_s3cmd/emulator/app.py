@@ -205,6 +205,11 @@ class EmulatorApp:
             if path == "/_emulator/requests" and method == "GET":
                 with self._log_lock:
                     return _json(start_response, 200, list(self._log))
+            if path == "/_emulator/in-flight" and method == "GET":
+                # S3 requests begun and not yet answered in full: a test that has
+                # stopped a client waits for 0 before it looks at what was stored.
+                with self._log_lock:
+                    return _json(start_response, 200, {"s3": self._in_flight})
             if path.startswith("/_emulator/objects/") and method == "GET":
                 bucket, _, key = path[len("/_emulator/objects/") :].partition("/")
                 data = self.storage.object(query.get("project", "p11"), bucket, key)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
 from tsd_s3cmd.engine import files, scheduler
 
 
-def _plans(durations: dict[str, float], log: list[str], fail: set[str] = frozenset()):  # type: ignore[no-untyped-def, assignment]
+def _plans(durations: dict[str, float | Callable[[], object]], log: list[str],
+           fail: set[str] = frozenset()):  # type: ignore[no-untyped-def, assignment]  # fmt: skip
+    """Plans whose calls take ``durations[name]`` seconds, or wait for what it names."""
     lock = threading.Lock()
     running = [0]
     most = [0]
@@ -24,7 +27,11 @@ def _plans(durations: dict[str, float], log: list[str], fail: set[str] = frozens
                 running[0] += 1
                 most[0] = max(most[0], running[0])
                 log.append(f"start {name}")
-            time.sleep(durations[name])
+            taking = durations[name]
+            if callable(taking):
+                taking()
+            else:
+                time.sleep(taking)
             with lock:
                 running[0] -= 1
             if name in fail:
@@ -54,7 +61,9 @@ def _loop(ahead: files.Ahead, names: list[str], plan, stop_at=None):  # type: ig
 
 def test_files_come_back_as_they_finish_with_at_most_n_at_once() -> None:
     log: list[str] = []
-    plan, most = _plans({"a": 1.0, "b": 0.05, "c": 0.05, "d": 0.05, "e": 0.05}, log)
+    e_done = threading.Event()
+    plan, most = _plans({"a": lambda: e_done.wait(10), "b": 0.01, "c": 0.01, "d": 0.01,
+                         "e": e_done.set}, log)  # fmt: skip
     ahead = files.Ahead(scheduler.Scheduler(2), stop_on_error=False)
     lines = _loop(ahead, ["a", "b", "c", "d", "e"], plan)
     assert lines[-1] == "a: response of a"  # the slow one came last, the others meanwhile
@@ -98,7 +107,17 @@ def test_an_error_goes_to_s3cmds_loop_and_the_others_go_on() -> None:
 
 def test_with_stop_on_error_nothing_new_starts_after_a_failure() -> None:
     log: list[str] = []
-    plan, _ = _plans({"a": 0.01, "b": 0.3, **{n: 0.01 for n in "cdefgh"}}, log, fail={"a"})
+    b_started, a_failed = threading.Event(), threading.Event()
+
+    def a() -> None:  # fails once b is on its way
+        b_started.wait(10)
+        a_failed.set()
+
+    def b() -> None:  # still on its way when a fails
+        b_started.set()
+        a_failed.wait(10)
+
+    plan, _ = _plans({"a": a, "b": b, **{n: 0.01 for n in "cdefgh"}}, log, fail={"a"})
     ahead = files.Ahead(scheduler.Scheduler(2), stop_on_error=True)
     lines = _loop(ahead, list("abcdefgh"), plan, stop_at="first error")
     assert lines == ["a: a failed"]
@@ -120,13 +139,16 @@ def test_ctrl_c_while_waiting_stops_the_command() -> None:
     ahead = files.Ahead(run, stop_on_error=False)
     began = time.monotonic()
 
+    waiting = threading.Event()
+
     def slow() -> None:
+        waiting.set()
         while not run.stopped:
             time.sleep(0.01)
         run.check()
 
-    def interrupt() -> None:
-        time.sleep(0.3)
+    def interrupt() -> None:  # once the loop waits for a file
+        waiting.wait(10)
         import _thread
 
         _thread.interrupt_main()

@@ -138,6 +138,17 @@ def test_at_most_n_requests_at_once_from_many_threads() -> None:
     assert run.budget.in_flight == 0
 
 
+def waiting(limit: limits.RequestBudget | limits.Bandwidth, count: int) -> None:
+    """Wait until ``count`` threads wait in ``limit``'s queue."""
+    deadline = time.monotonic() + 10
+    while True:
+        with limit._changed:
+            if len(limit._waiting._heap) >= count:
+                return
+        assert time.monotonic() < deadline, "the threads never came to wait"
+        time.sleep(0.001)
+
+
 def test_the_budget_serves_the_earliest_waiting_work_first() -> None:
     stop = threading.Event()
     budget = limits.RequestBudget(1, stop)
@@ -152,9 +163,9 @@ def test_the_budget_serves_the_earliest_waiting_work_first() -> None:
 
     late = [(5, 1), (2, 3), (2, 1), (9, 0)]
     threads = [threading.Thread(target=wait, args=(p,)) for p in late]
-    for thread in threads:
+    for thread in threads:  # they come in this order; they are served in priority order
         thread.start()
-        time.sleep(0.02)  # they come in this order; they are served in priority order
+    waiting(budget, len(late))
     budget.release()
     for thread in threads:
         thread.join(10)
@@ -205,7 +216,9 @@ def test_a_stop_wakes_every_waiter() -> None:
     threads = [threading.Thread(target=waiter, args=(k,)) for k in ("place", "bytes")]
     for thread in threads:
         thread.start()
-    time.sleep(0.3)
+    waiting(run.budget, 1)
+    assert run.bandwidth is not None
+    waiting(run.bandwidth, 1)
     run.stop()
     for thread in threads:
         thread.join(2)

@@ -148,9 +148,15 @@ def test_ctrl_c_while_waiting_stops_the_command() -> None:
         run.check()
 
     def interrupt() -> None:  # once the loop waits for a file
-        waiting.wait(10)
         import _thread
+        import sys
 
+        waiting.wait(10)
+        # Ctrl-C must come while the loop waits: anywhere else (as a file starts, say)
+        # it is a different test. The main thread's innermost frame says where it is.
+        main = threading.main_thread().ident
+        while sys._current_frames()[main].f_code.co_name != "_next":
+            time.sleep(0.001)
         _thread.interrupt_main()
 
     threading.Thread(target=interrupt).start()

@@ -104,7 +104,7 @@ class S3cmdRun:
         ``stored_config``: the project's config from ``--setup``, which s3cmd
         uses unless its command line names another (``-c FILE``). ``parallel``:
         how many parts of one file move at once. ``md5_caches``: the directory
-        of sync's MD5 caches, None for none.
+        of sync's MD5 caches and of the MD5s of large files, None for none.
         """
         self.context = context
         self.store = store
@@ -117,6 +117,7 @@ class S3cmdRun:
         self.parallel = parallel
         self._md5_caches = md5_caches
         self.md5_cache: Path | None = None
+        self.large_md5s = md5_caches / "large-files.json" if md5_caches is not None else None
         self._source: HeaderSource | None = None
         self._parser: optparse.OptionParser | None = None
         self._command: resume.Command | None = None

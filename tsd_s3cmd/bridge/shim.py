@@ -18,7 +18,9 @@ script.py finds, compiles and caches it) with these hooks and fixes:
    stored one when there is one, so that ``-c FILE`` still wins; and, for
    shell completion, it hands over the parser itself (``vocabulary``).
 3. ``S3.MultiPart.MultiPartUpload``: starting and finishing a multipart upload
-   are reported, so an interrupted upload can be resumed with ``--upload-id``.
+   are reported, so an interrupted upload can be resumed with ``--upload-id``;
+   the part size is made to fit S3's 10,000 parts, a stream's parts grow, and
+   a complete whose answer is lost is looked into (multipart.py).
 4. A logging filter that removes tokens and the S3 access key (in the
    ``Authorization`` header) from s3cmd's ``--debug`` output.
 5. ``S3.S3Uri.S3UriFile``: s3cmd's pattern for a local path stops at the first
@@ -33,7 +35,10 @@ script.py finds, compiles and caches it) with these hooks and fixes:
 7. ``S3.FileLists.fetch_local_list``: a ``sync`` without ``--cache-file``
    keeps s3cmd's MD5 cache in the file the runner chose (md5_cache.py), with
    a HashCache that loads and saves it privately.
-8. SIGTERM and SIGHUP (a batch system's time limit, a closed terminal) stop a
+8. ``hash_file_md5`` as s3cmd's listing calls it (``S3.FileDict``; ``S3.Utils``
+   in 2.3): a large file's read for its MD5 is shown and remembered, and a
+   file over S3's 5 TiB is refused before it is read (md5_reads.py).
+9. SIGTERM and SIGHUP (a batch system's time limit, a closed terminal) stop a
    run as Ctrl-C does: what is running stops, the resume command is printed,
    and the exit status is 128 + the signal.
 
@@ -56,7 +61,7 @@ from pathlib import Path
 
 from ..errors import EX_BREAK, ConfigError
 from ..login import tokens
-from . import script
+from . import md5_reads, multipart, script
 from .script import patched
 
 TYPE_CHECKING = False  # typing is not loaded at run time; see cli.py
@@ -68,6 +73,7 @@ if TYPE_CHECKING:
 
         parallel: int  # requests at once; 1 is s3cmd's own way
         md5_cache: Path | None  # sync's MD5 cache when --cache-file is not given
+        large_md5s: Path | None  # where the MD5s of large files are remembered
 
         def parsed(
             self, options: optparse.Values, args: Sequence[str], parser: optparse.OptionParser
@@ -186,7 +192,11 @@ def _incompatibility() -> str | None:
     for method in ("initiate_multipart_upload", "complete_multipart_upload", "abort_upload"):
         if not callable(getattr(upload, method, None)):
             return f"MultiPartUpload.{method} is missing"
-    return _md5_cache_incompatibility()
+    return (
+        multipart.incompatibility()
+        or _md5_cache_incompatibility()
+        or _md5_reads_incompatibility()
+    )
 
 
 @contextmanager
@@ -220,7 +230,9 @@ def _hooks_installed(
     original_abort = upload_class.abort_upload
 
     def initiate(self: Any) -> Any:
+        multipart.before_initiate(self)
         upload_id = original_initiate(self)
+        multipart.after_initiate(self)
         stream = getattr(self, "file_stream", None)
         source = getattr(stream, "stream_name", None)
         # A copy between buckets, or an upload from stdin, cannot be resumed.
@@ -229,7 +241,7 @@ def _hooks_installed(
         return upload_id
 
     def complete(self: Any) -> Any:
-        response = original_complete(self)
+        response = multipart.complete(self, original_complete)
         _guarded(hooks.upload_finished, self.upload_id)
         return response
 
@@ -248,7 +260,9 @@ def _hooks_installed(
             patched(upload_class, "complete_multipart_upload", complete),
             patched(upload_class, "abort_upload", abort),
             patched(S3Uri.S3UriFile, "_re", whole_names),
+            multipart.installed(),
             _md5_cache_installed(hooks),
+            _md5_reads_installed(hooks),
             _engine_installed(hooks, namespace, stop),
         ):
             yield
@@ -342,6 +356,48 @@ def _load_md5s(path: Path) -> dict[Any, Any]:
     return {}
 
 
+# -- the read of a large file for its MD5 ------------------------------------------------
+
+
+def _md5_reader() -> Any:
+    """The module whose ``hash_file_md5`` s3cmd's ``FileDict.get_md5`` calls."""
+    from S3 import FileDict, Utils
+
+    return FileDict if "hash_file_md5" in vars(FileDict) else Utils
+
+
+def _md5_reads_incompatibility() -> str | None:
+    from S3 import FileDict
+
+    if "hash_file_md5" not in FileDict.FileDict.get_md5.__code__.co_names:
+        return "FileDict.get_md5 no longer reads files with hash_file_md5"
+    if not callable(getattr(_md5_reader(), "hash_file_md5", None)):
+        return "hash_file_md5 is not where FileDict.get_md5 finds it"
+    return None
+
+
+@contextmanager
+def _md5_reads_installed(hooks: Hooks) -> Iterator[None]:
+    """Hook 8: a large file's MD5 read shown where s3cmd shows progress, and remembered."""
+    import sys
+
+    from S3.Config import Config
+
+    reader = _md5_reader()
+    original = reader.hash_file_md5
+
+    def shown_on() -> Any:
+        return sys.stdout if Config().progress_meter else None
+
+    reads = md5_reads.Reads(hooks.large_md5s, shown_on)
+
+    def hash_file_md5(filename: Any) -> str:
+        return reads.md5_of(filename, original)
+
+    with patched(reader, "hash_file_md5", hash_file_md5):
+        yield
+
+
 @contextmanager
 def _engine_installed(hooks: Hooks, namespace: dict[str, Any], stop: _Stop) -> Iterator[None]:
     """Hook 6: the engine's hook points, unless ``--parallel 1`` (then nothing changes)."""
@@ -375,7 +431,7 @@ class _Signalled(KeyboardInterrupt):
 
 
 class _Stop:
-    """Hook 8: SIGINT, SIGTERM and SIGHUP stop the engine, then interrupt s3cmd."""
+    """Hook 9: SIGINT, SIGTERM and SIGHUP stop the engine, then interrupt s3cmd."""
 
     def __init__(self) -> None:
         self.signal: int | None = None

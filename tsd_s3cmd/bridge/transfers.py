@@ -46,6 +46,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager, suppress
 
+from .multipart import retries
 from .plans import FILE_CALLS, Plans, call_match
 from .script import patched
 
@@ -114,6 +115,8 @@ _CONFIG_NAMES = (
     "extra_headers",
     "stop_on_error",
 )
+
+
 def incompatibility() -> str | None:
     """Whether the calls and state the hooks rely on are still as they were."""
     from S3 import S3 as s3_module
@@ -154,17 +157,11 @@ def incompatibility() -> str | None:
     for name in _CONFIG_NAMES:
         if not hasattr(Config.Config, name):
             return f"Config has no {name}"
-    if _retries(s3_module.S3, Config.Config) is None:
+    if retries(s3_module.S3, Config.Config) is None:
         return "neither Config.max_retries nor S3._max_retries says how often to retry"
     if not callable(getattr(FileLists, "fetch_remote_list", None)):
         return "S3.FileLists has no fetch_remote_list"
     return None
-
-
-def _retries(s3: Any, config: Any) -> int | None:
-    """How often s3cmd retries a request: a setting since 2.4, fixed at 5 in 2.3."""
-    setting = getattr(config, "max_retries", None)
-    return getattr(s3, "_max_retries", None) if setting is None else int(setting)
 
 
 def part_size(config: Any) -> int:
@@ -253,8 +250,7 @@ class Engine:
         s3_class = self.s3_module.S3
         upload_class = MultiPart.MultiPartUpload
         self.originals = {
-            name: getattr(s3_class, name)
-            for name in (*FILE_CALLS, *_SEND_METHODS, "object_get")
+            name: getattr(s3_class, name) for name in (*FILE_CALLS, *_SEND_METHODS, "object_get")
         }
         self.originals["upload_all_parts"] = upload_class.upload_all_parts
         self.originals["complete"] = upload_class.complete_multipart_upload
@@ -267,9 +263,7 @@ class Engine:
             for name in _SEND_METHODS:
                 stack.enter_context(patched(s3_class, name, self._send_method(name)))
             stack.enter_context(patched(s3_class, "object_get", self._object_get()))
-            stack.enter_context(
-                patched(upload_class, "upload_all_parts", self._upload_all_parts())
-            )
+            stack.enter_context(patched(upload_class, "upload_all_parts", self._upload_all_parts()))
             stack.enter_context(
                 patched(upload_class, "complete_multipart_upload", self._complete())
             )
@@ -655,14 +649,16 @@ class Engine:
         s3_module = self.s3_module
         scheduler = self.scheduler
         assert scheduler is not None
-        retries = _retries(s3, s3.config)
+        attempts_left = retries(s3, s3.config)
         position = start
         # Read in s3cmd's chunks where they are paced (--limit-rate); else in 256 KiB:
         # with ranges at once, each read hands the GIL over, and s3cmd's 64 KiB cost a
         # 256 MiB get straight to the emulator 1.50 s of CPU against 1.06 s (1 MiB
         # reads cost no less CPU, and 15 MiB more memory with ten ranges).
-        piece = s3.config.recv_chunk if scheduler.bandwidth is not None else max(
-            s3.config.recv_chunk, 256 * 1024
+        piece = (
+            s3.config.recv_chunk
+            if scheduler.bandwidth is not None
+            else max(s3.config.recv_chunk, 256 * 1024)
         )
         with scheduler.request():
             while True:
@@ -708,13 +704,13 @@ class Engine:
                         failure = str(s3_module.S3Error(response))
                 if conn is not None:
                     s3_module.ConnMan.close(conn)
-                if not retries:
+                if not attempts_left:
                     logging.warning("Too many failures. Giving up on '%s'", resource["uri"])
                     raise s3_module.S3DownloadError(f"Download failed for: {resource['uri']}")
                 logging.warning("Retrying failed request: %s (%s)", resource["uri"], failure)
-                wait = s3._fail_wait(retries)
+                wait = s3._fail_wait(attempts_left)
                 logging.warning("Waiting %d sec...", wait)
-                retries -= 1
+                attempts_left -= 1
                 _sleep(wait, scheduler)
 
 

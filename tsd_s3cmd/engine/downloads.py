@@ -262,7 +262,16 @@ def _fetch_into(
     if expected and computed != expected:
         if resumed:
             raise Refetch
-        raise Failed(f"the MD5 of the data received ({computed}) is not {expected}")
+        # Fetched whole and still wrong: it is the stored object that does not match
+        # its MD5, so there is nothing a later run could continue.
+        partial.resumable = False
+        if keeps_state and kept is not None:
+            kept(partial, False)
+        raise Failed(
+            f"{source} as stored does not match the MD5 recorded with it (the data has "
+            f"{computed}, the record says {expected}): the object was changed or damaged "
+            "after it was stored, and fetching it again gives the same"
+        )
     partial.forget()
     if keeps_state and kept is not None:
         kept(partial, False)

@@ -81,8 +81,33 @@ def test_a_multipart_loop_that_no_longer_calls_upload_part_is_refused(
         return self.send_everything_at_once()  # a new way that the workers would not cover
 
     monkeypatch.setattr(MultiPart.MultiPartUpload, "upload_all_parts", upload_all_parts)
-    with pytest.raises(ConfigError, match="upload_all_parts no longer sends parts"):
+    with pytest.raises(ConfigError, match=r"upload_all_parts no longer (reads|sends)"):
         shim.check_compatible(parallel=True)
+
+
+def test_an_upload_initiated_before_its_part_size_is_set_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from S3 import MultiPart
+
+    def __init__(self, s3, src, dst_uri, headers_baseline=None, src_size=None):  # type: ignore[no-untyped-def]
+        self.upload_id = self.initiate_multipart_upload()
+        self.chunk_size = s3.config.multipart_chunk_size_mb  # too late to be fitted
+
+    monkeypatch.setattr(MultiPart.MultiPartUpload, "__init__", __init__)
+    with pytest.raises(ConfigError, match="no longer sets chunk_size before it initiates"):
+        shim.check_compatible()
+
+
+def test_md5s_taken_another_way_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from S3 import FileDict
+
+    def get_md5(self, relative_file):  # type: ignore[no-untyped-def]
+        return self.other_reader(relative_file)
+
+    monkeypatch.setattr(FileDict.FileDict, "get_md5", get_md5)
+    with pytest.raises(ConfigError, match="get_md5 no longer reads files with hash_file_md5"):
+        shim.check_compatible()
 
 
 def test_an_upload_part_with_other_parameters_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,11 +7,15 @@ things (settings, injected faults), and everything else is S3.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import io
 import json
 import socket
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
@@ -20,13 +24,20 @@ from typing import Callable
 import jwt
 
 from . import auth_api
-from .gateway import S3Call, Storage, chunks, error_body, judge
+from .gateway import S3Call, Storage, chunks, error_body, judge, s3_error
 from .identity import Identity, Refused
 
 StartResponse = Callable[..., Callable[[bytes], None]]
 _FAULT_CODES = {404: "NoSuchKey", 500: "InternalError", 503: "ServiceUnavailable"}
 # The hooks that change the emulator, each with a JSON body.
 _POSTED = frozenset({"/_emulator/faults", "/_emulator/settings", "/_emulator/export-group"})
+# What TSD's nginx answers when the storage behind it does not answer in time.
+GATEWAY_TIMEOUT = (
+    b"<html>\r\n<head><title>504 Gateway Time-out</title></head>\r\n<body>\r\n"
+    b"<center><h1>504 Gateway Time-out</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    b"</body>\r\n</html>\r\n"
+)
+INTERNAL_ERROR = "We encountered an internal error. Please try again."
 
 
 @lru_cache(maxsize=64)
@@ -192,7 +203,78 @@ class EmulatorApp:
                 [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))],
             )
             return [body]
-        return self.storage.forward(environ, start_response, call, project)
+        return self._store(environ, start_response, call, project, entry)
+
+    def _store(
+        self, environ: dict, start_response: StartResponse, call: S3Call, project: str, entry: dict
+    ) -> Iterable[bytes]:
+        """The store's part of an accepted request, as the gateway under load sees it.
+
+        With ``read_timeout`` the gateway first reads the whole request body, as
+        nginx buffers it, so that only the store's own time counts; then the store
+        works in a thread of its own, and a store too slow to answer leaves the
+        client with nginx's 504 page while it finishes the request regardless (the
+        object stored, the upload completed), as TSD's storage does. Such a
+        request stays in flight until the store is done, so that a test waiting
+        for none in flight finds what the store did. A download's body streams
+        after its answer is ready, and only the time to that answer counts.
+        """
+        settings = self.identity.settings
+        if call.completes_upload and settings.take_complete_error():
+            _drain(environ)
+            body = s3_error("InternalError", INTERNAL_ERROR)
+            start_response(
+                "200 OK",
+                [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))],
+            )
+            return [body]
+        answer: dict = {}
+
+        def capture(status: str, headers: list, exc_info=None):  # type: ignore[no-untyped-def]
+            answer["status"], answer["headers"] = status, headers
+            return lambda data: None
+
+        def work() -> Iterable[bytes]:
+            body = self.storage.forward(environ, capture, call, project)
+            completed = answer.get("status", "").startswith("200")
+            if call.completes_upload and completed and settings.complete_delay:
+                time.sleep(settings.complete_delay)  # completed already; the answer is late
+            return body
+
+        timeout = settings.read_timeout
+        if not timeout:
+            body = work()
+        else:
+            environ["wsgi.input"] = io.BytesIO(_whole_body(environ))
+            future = _in_thread(work)
+            try:
+                body = future.result(timeout)
+            except concurrent.futures.TimeoutError:
+                with self._log_lock:
+                    self._in_flight += 1  # the store's; the client's answer ends on its own
+                future.add_done_callback(lambda done: self._store_finished(done, answer, entry))
+                start_response(
+                    "504 Gateway Time-out",
+                    [("Content-Type", "text/html"), ("Content-Length", str(len(GATEWAY_TIMEOUT)))],
+                )
+                return [b"" if call.method == "HEAD" else GATEWAY_TIMEOUT]
+        entry["store_status"] = int(answer["status"].split()[0])
+        start_response(answer["status"], answer["headers"])
+        return body
+
+    def _store_finished(self, done: concurrent.futures.Future, answer: dict, entry: dict) -> None:
+        """Log what the store answered, after the client got a 504 instead."""
+        error = done.exception()
+        if error is not None:
+            traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
+        else:
+            body = done.result()
+            if hasattr(body, "close"):
+                body.close()
+        with self._log_lock:
+            if error is None:
+                entry["store_status"] = int(answer["status"].split()[0])
+            self._in_flight -= 1
 
     # -- the test hooks -------------------------------------------------------
 
@@ -332,6 +414,28 @@ def _body_chunks(environ: dict) -> Iterator[bytes]:
 
 def _body(environ: dict) -> bytes:
     return b"".join(_body_chunks(environ))
+
+
+def _whole_body(environ: dict) -> bytes:
+    """A request's body, read in full: by its Content-Length, or to its end if chunked."""
+    if environ.get("CONTENT_LENGTH") or not environ.get("wsgi.input_terminated"):
+        return _body(environ)
+    stream = environ["wsgi.input"]
+    return b"".join(iter(lambda: stream.read(1 << 20), b""))
+
+
+def _in_thread(work: Callable[[], Iterable[bytes]]) -> concurrent.futures.Future:
+    """Run ``work`` in a thread of its own; its outcome, to wait for or not."""
+    future: concurrent.futures.Future = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            future.set_result(work())
+        except BaseException as error:  # handed to whoever waits, or to the done callback
+            future.set_exception(error)
+
+    threading.Thread(target=run, name="store", daemon=True).start()
+    return future
 
 
 def _drain(environ: dict) -> None:

@@ -70,6 +70,12 @@ def tls_context(host: str, ca_out: Path) -> ssl.SSLContext:
               help="Refreshes one login allows.")
 @click.option("--api-key-lifetime", type=float, default=365 * 24 * 3600, show_default=True,
               help="Seconds an API key lives.")
+@click.option("--read-timeout", type=click.FloatRange(min=0), default=0, metavar="SECONDS",
+              help="Under load: answer nginx's 504 when the store takes longer (0: off).")
+@click.option("--complete-delay", type=click.FloatRange(min=0), default=0, metavar="SECONDS",
+              help="Under load: seconds the store takes to answer a completed multipart upload.")
+@click.option("--complete-errors", type=click.IntRange(min=0), default=0, metavar="N",
+              help="Under load: answer the next N multipart completes 200 with an S3 error.")
 @click.option("--write-s3cfg", type=click.Path(path_type=Path),
               help="Write an s3cmd config for p11 pointing here.")
 @click.option("--export-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -86,6 +92,9 @@ def main(
     token_lifetime: float,
     refresh_count: int,
     api_key_lifetime: float,
+    read_timeout: float,
+    complete_delay: float,
+    complete_errors: int,
     write_s3cfg: Path | None,
     export_dir: Path | None,
     users: tuple[str, ...],
@@ -96,7 +105,15 @@ def main(
     """A local TSD: the auth API under /v1/ and an S3 gateway, on one port."""
     if tls and ca_out is None:
         raise click.UsageError("--tls needs --ca-out PATH, where clients find the CA to trust")
-    identity = Identity(Settings(token_lifetime, refresh_count, api_key_lifetime))
+    settings = Settings(
+        token_lifetime=token_lifetime,
+        refresh_count=refresh_count,
+        api_key_lifetime=api_key_lifetime,
+        read_timeout=read_timeout,
+        complete_delay=complete_delay,
+        complete_errors=complete_errors,
+    )
+    identity = Identity(settings)
     try:
         for user in (*BUILT_IN_USERS, *(parse_user(spec) for spec in users)):
             identity.add_user(user)

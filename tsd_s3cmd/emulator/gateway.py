@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import re
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +58,10 @@ _AUTHORIZATION = re.compile(
 )
 _SIMPLE_RANGE = re.compile(r"^bytes=(?P<first>[0-9]+)-(?P<last>[0-9]*)$")
 _LISTED_BUCKET = re.compile(rb"<Bucket><Name>(.*?)</Name>.*?</Bucket>", re.S)
+NO_SUCH_UPLOAD = (
+    "The specified upload does not exist. The upload ID may be invalid, "
+    "or the upload may have been aborted or completed."
+)
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,16 @@ class S3Call:
         bucket, _, key = path.lstrip("/").partition("/")
         params = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
         return cls(environ["REQUEST_METHOD"], raw_path, bucket, key, params)
+
+    @property
+    def upload_id(self) -> str | None:
+        """The multipart upload this request acts on (UploadPart, ListParts, Complete, Abort)."""
+        return self.params.get("uploadId") if self.key else None
+
+    @property
+    def completes_upload(self) -> bool:
+        """A CompleteMultipartUpload: a POST on an object with ``?uploadId``."""
+        return self.method == "POST" and self.upload_id is not None
 
     @property
     def operation(self) -> str:
@@ -229,6 +245,16 @@ def _header(environ: dict, name: str) -> str:
     return value.encode("latin-1", "replace").decode("utf-8", "replace")
 
 
+def s3_error(code: str, message: str, **more: str) -> bytes:
+    """An S3 error document, with a fresh RequestId as S3 gives each answer."""
+    more["RequestId"] = os.urandom(8).hex().upper()
+    fields = "".join(f"<{name}>{escape(value)}</{name}>" for name, value in more.items())
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{code}</Code><Message>{escape(message)}</Message>{fields}</Error>"
+    ).encode()
+
+
 def error_body(refusal: Refused, resource: str) -> bytes:
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -251,6 +277,12 @@ class Storage:
         settings.S3_IGNORE_SUBDOMAIN_BUCKETNAME = True
         self.app = create_backend_app("s3")
         self.backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+        # Upload ids that have been completed. S3 answers every later request on one
+        # with NoSuchUpload; moto answers a second complete with the first one's
+        # result (so a client would never learn that its retry came too late) and an
+        # UploadPart with a 500.
+        self._completed: set[str] = set()
+        self._completed_lock = threading.Lock()
 
     def create_export_bucket(self, pnum: str, directory: Path | None = None) -> None:
         """``export-bucket`` for ``pnum``, filled with the files under ``directory``."""
@@ -282,6 +314,19 @@ class Storage:
         TSD's own headers stop here, as at TSD's gateway: the storage behind it
         never sees a token (and moto need not walk two more headers per request).
         """
+        upload_id = call.upload_id
+        if upload_id is not None:
+            with self._completed_lock:
+                completed = upload_id in self._completed
+            if completed:
+                for _ in chunks(environ["wsgi.input"], int(environ.get("CONTENT_LENGTH") or 0)):
+                    pass
+                data = s3_error("NoSuchUpload", NO_SUCH_UPLOAD, UploadId=upload_id)
+                start_response(
+                    "404 Not Found",
+                    [("Content-Type", "application/xml"), ("Content-Length", str(len(data)))],
+                )
+                return [data]
         environ.pop("HTTP_TOKEN", None)
         environ.pop("HTTP_X_PROJECT_SELECT", None)
         if call.bucket:
@@ -315,6 +360,14 @@ class Storage:
         finally:
             if hasattr(body, "close"):
                 body.close()
+        if (
+            upload_id is not None
+            and call.completes_upload
+            and captured["status"].startswith("200")
+            and b"<CompleteMultipartUploadResult" in data
+        ):
+            with self._completed_lock:
+                self._completed.add(upload_id)
         if call.method == "HEAD":
             data = b""  # headers only, whatever moto answered: HEAD is allowed with any token
         data = self._translate(data, pnum, listing_all=not call.bucket)

@@ -47,6 +47,16 @@ class Settings:
     # Bytes per second that one S3 request's body moves at, each way (0: as fast as it can):
     # the per-connection limit of a long link, for tests of what happens meanwhile.
     link_rate: float = 0.0
+    # The gateway under load, what TSD's nginx does when the storage behind it is slow
+    # (all off by default). Seconds the gateway waits for the store's answer to an S3
+    # request before it gives the client nginx's 504 page (the store still finishes):
+    read_timeout: float = 0.0
+    # Seconds the store takes to answer a CompleteMultipartUpload after it has completed
+    # the upload, as a huge object's complete takes at TSD:
+    complete_delay: float = 0.0
+    # The next N CompleteMultipartUploads are answered 200 with an InternalError body and
+    # not completed, as S3 sometimes answers; one fewer is left after each.
+    complete_errors: int = 0
 
     def update(self, changes: dict) -> None:
         for name, value in changes.items():
@@ -58,7 +68,25 @@ class Settings:
                     raise Refused(400, f"{name} takes true or false")
             elif not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
                 raise Refused(400, f"{name} takes a number >= 0")
-            setattr(self, name, kind(value))
+        with _SETTINGS_LOCK:  # all or nothing, and not halfway through take_complete_error
+            for name, value in changes.items():
+                setattr(self, name, type(getattr(self, name))(value))
+
+    def take_complete_error(self) -> bool:
+        """Whether this CompleteMultipartUpload gets one of the ``complete_errors`` due.
+
+        Counted down under a lock: parallel uploads complete at once, and each
+        error is to be answered exactly once.
+        """
+        with _SETTINGS_LOCK:
+            if self.complete_errors <= 0:
+                return False
+            self.complete_errors -= 1
+            return True
+
+
+# Outside the dataclass, so that the settings stay plain data (the hook answers vars()).
+_SETTINGS_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,7 @@ def test_a_stream_from_stdin_round_trips(tsd: Tsd, tmp_path: Path, parallel: str
 
 
 @pytest.mark.slow
+@pytest.mark.versions  # s3cmd 2.3 reads MD5s through S3.Utils, 2.4 through S3.FileDict
 def test_the_md5_read_of_a_large_file_is_shown_and_done_once(tsd: Tsd, tmp_path: Path) -> None:
     """--dry-run: s3cmd lists (and reads) the files, then stops before sending."""
     tree = tmp_path / "tree"
@@ -143,3 +144,88 @@ def test_a_stored_object_unlike_its_md5_is_refused_with_what_is_wrong(  # type: 
     assert "Unfinished downloads" not in tsd.ok("--status").stdout
     assert not (tmp_path / "got.bin").exists()
     assert not list(tmp_path.glob(".got.bin*"))
+
+
+def completes(tsd: Tsd) -> list[int]:
+    """The statuses of the completions the emulator answered, in order."""
+    return [
+        e["status"] for e in tsd.emulator.s3_log()
+        if e["method"] == "POST" and "uploadId=" in e["query"]
+    ]  # fmt: skip
+
+
+def open_uploads(tsd: Tsd, bucket: str) -> list[str]:
+    """The ids of the multipart uploads still open in ``bucket``."""
+    out = tsd.ok("multipart", f"s3://{bucket}").stdout
+    return [line.split("\t")[-1] for line in out.splitlines() if "\ts3://" in line]
+
+
+GATEWAY_FAULTS = {
+    # nginx gives up at 3 s while the store completes (and answers at 5 s); the retry
+    # meets NoSuchUpload.
+    "504 then NoSuchUpload": ({"read_timeout": 3, "complete_delay": 5}, [504, 404]),
+    "200 with an Error": ({"complete_errors": 1}, [200, 200]),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", GATEWAY_FAULTS)
+@pytest.mark.parametrize("parallel", ["10", "1"])
+@pytest.mark.parametrize("command", ["put", "sync"])
+def test_a_lost_answer_at_the_finish_line_is_an_upload_done(  # type: ignore[no-untyped-def]
+    tsd: Tsd, tmp_path: Path, command: str, parallel: str, fault: str
+) -> None:
+    settings, answered = GATEWAY_FAULTS[fault]
+    (tmp_path / "tree").mkdir()
+    data = bucket_and_file(tsd, "finish", tmp_path / "tree" / "big.bin", 12 * MiB + 3)
+    tsd.emulator.settings(**settings)
+    options = ["--parallel", parallel, "--multipart-chunk-size-mb=5"]
+    if command == "put":
+        result = tsd.run(*options, "put", str(data), "s3://finish/big.bin")
+    else:
+        result = tsd.run(*options, "sync", f"{tmp_path / 'tree'}/", "s3://finish/")
+    assert result.returncode == 0, result.stderr
+    assert "unfinished" not in result.stderr and "--upload-id" not in result.stderr
+    assert tsd.emulator.object("finish", "big.bin") == data.read_bytes()
+    assert completes(tsd) == answered
+    assert sorted(stored_parts(tsd)) == [1, 2, 3]  # no part sent twice
+    assert open_uploads(tsd, "finish") == []
+    assert "Unfinished uploads" not in tsd.ok("--status").stdout
+
+
+@pytest.mark.slow
+def test_a_completion_that_truly_failed_leaves_a_resume_that_works(
+    tsd: Tsd, tmp_path: Path
+) -> None:
+    data = bucket_and_file(tsd, "failing", tmp_path / "big.bin", 12 * MiB + 3)
+    cfg = tsd.home / "few-retries.s3cfg"  # one retry, not five (45 s of waiting)
+    cfg.write_text((tsd.home / ".s3cfg").read_text() + "max_retries = 1\n")
+    cfg.chmod(0o600)
+    tsd.emulator.settings(complete_errors=2)
+    failed = tsd.run("-c", str(cfg), "--multipart-chunk-size-mb=5", "put", str(data),
+                     "s3://failing/big.bin")  # fmt: skip
+    assert failed.returncode != 0, failed.stderr
+    assert completes(tsd) == [200, 200]
+    assert tsd.emulator.object("failing", "big.bin") is None
+    resume = printed_resume(failed.stderr)
+    since = len(tsd.emulator.s3_log())
+    tsd.ok(*resume)
+    assert stored_parts(tsd, since) == []  # the parts were all there
+    assert tsd.emulator.object("failing", "big.bin") == data.read_bytes()
+    assert open_uploads(tsd, "failing") == []
+
+
+@pytest.mark.slow
+def test_a_copy_in_parts_whose_answer_is_lost_is_a_copy_done(tsd: Tsd, tmp_path: Path) -> None:
+    data = bucket_and_file(tsd, "copies", tmp_path / "big.bin", 12 * MiB + 3)
+    cfg = tsd.home / "copy.s3cfg"  # s3cmd copies in parts above this size (1 GiB by default)
+    cfg.write_text((tsd.home / ".s3cfg").read_text() + "multipart_copy_chunk_size_mb = 5\n")
+    cfg.chmod(0o600)
+    tsd.ok("--multipart-chunk-size-mb=5", "put", str(data), "s3://copies/a.bin")
+    since = len(completes(tsd))
+    tsd.emulator.settings(**GATEWAY_FAULTS["504 then NoSuchUpload"][0])
+    copied = tsd.run("-c", str(cfg), "cp", "s3://copies/a.bin", "s3://copies/b.bin")
+    assert copied.returncode == 0, copied.stderr
+    assert completes(tsd)[since:] == [504, 404]
+    assert tsd.emulator.object("copies", "b.bin") == data.read_bytes()
+    assert open_uploads(tsd, "copies") == []

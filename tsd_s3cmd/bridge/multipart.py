@@ -59,11 +59,12 @@ def incompatibility() -> str | None:
         return "S3.object_put no longer limits parts with multipart_max_chunks"
     if not hasattr(Config.Config, "multipart_max_chunks"):
         return "Config has no multipart_max_chunks"
-    for name in ("S3Error", "S3RequestError", "ParameterError"):
+    for name in ("S3Error", "S3RequestError", "S3UploadError", "ParameterError"):
         if not hasattr(Exceptions, name):
             return f"S3.Exceptions has no {name}"
-    if not callable(getattr(BaseUtils, "getRootTagName", None)):
-        return "S3.BaseUtils has no getRootTagName"
+    for name in ("getRootTagName", "getTextFromXml"):
+        if not callable(getattr(BaseUtils, name, None)):
+            return f"S3.BaseUtils has no {name}"
     for name in ("object_info", "_fail_wait"):
         if not callable(getattr(s3_module.S3, name, None)):
             return f"S3.{name} is missing"
@@ -173,7 +174,8 @@ class GrowingParts:
 
 def complete(upload: Any, send: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
     """Point 3: ``send(upload)`` (s3cmd's complete), with an unknown outcome looked into."""
-    from S3.Exceptions import S3Error, S3RequestError
+    from S3.BaseUtils import getTextFromXml
+    from S3.Exceptions import S3Error, S3RequestError, S3UploadError
 
     s3 = upload.s3
     attempts = (retries(type(s3), s3.config) or 0) + 1
@@ -186,8 +188,10 @@ def complete(upload: Any, send: Callable[[Any], dict[str, Any]]) -> dict[str, An
             return _looked_at(upload, err, f"{err.status} {err.code or err.reason}")
         except (S3RequestError, OSError) as err:  # s3cmd has retried the connection already
             return _looked_at(upload, err, str(err))
-        if attempt == attempts or not _is_error(response.get("data")):
+        if not _is_error(response.get("data")):
             return response
+        if attempt == attempts:  # as s3cmd's send_file_multipart says it, but never finished
+            raise S3UploadError(getTextFromXml(response["data"], "Message"))
         logging.warning(
             "The store answered the completion of %s with an error; retrying (%d of %d)",
             upload.dst_uri.uri(), attempt, attempts - 1,

@@ -315,6 +315,8 @@ def _run_s3cmd(
         )
     except ValueError as err:
         raise UsageError(str(err)) from None
+    # Unless told how many, as many at once as the link rewards (engine/limits.py).
+    grows = parallel is None and not context.environ.get("TSD_S3CMD_PARALLEL", "").strip()
     given_token = context.environ.get("TSD_S3CMD_TOKEN", "").strip()
     store = None if given_token else _store(context)
     if given_token:
@@ -357,6 +359,7 @@ def _run_s3cmd(
         check_host="TSD_API_URL" not in context.environ,
         stored_config=for_run(context.config_dir, env, known, context.environ),
         parallel=workers,
+        grows=grows,
         md5_caches=md5_cache.directory(context.cache_home, context.environ),
     )
     return run.run(s3cmd_args)

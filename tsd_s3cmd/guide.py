@@ -27,8 +27,9 @@ everything belongs to s3cmd):
                          one-time code (TSD allows it only from registered
                          addresses); for batch jobs
   --parallel N           requests at once for the whole command: files and
-                         parts of large files (default 10; 1 sends one at
-                         a time, as s3cmd does)
+                         parts of large files (default: 10, growing to 64
+                         while the link rewards it; N fixes the number, 1
+                         sends one at a time, as s3cmd does)
   --print-token-for CMD [ARGS]
                          print the token 'CMD ARGS' needs, the one a run
                          of it would use (log in if necessary); refused
@@ -147,8 +148,13 @@ Getting started
    Over a long or busy link that is many times faster. What is sent, and
    the line printed for each file, are s3cmd's own; the lines come as the
    files finish, and at a terminal one line below them counts the whole
-   command. --parallel N (or TSD_S3CMD_PARALLEL=N in a batch job) changes
-   the number; --parallel 1 is s3cmd's one-at-a-time. --limit-rate caps
+   command. While every place is taken and the answers come back (many
+   small files over a long link), the number grows, up to 64; when the
+   gateway says slow down (503 SlowDown, 429) it halves, the request goes
+   again after a short pause, uncounted as a failure, and one line at the
+   end says how often that happened. --parallel N (or TSD_S3CMD_PARALLEL=N
+   in a batch job) fixes the number; --parallel 1 is s3cmd's one-at-a-time.
+   --limit-rate caps
    the whole command, and the earliest part gets the bytes first, so parts
    finish one after the other.
 

@@ -33,7 +33,7 @@ INTERNAL_ERROR = re.compile(
     r"<RequestId>[^<]+</RequestId></Error>"
 )
 KEY = "/load/big.bin"
-DEFAULTS = {"read_timeout": 0.0, "complete_delay": 0.0, "complete_errors": 0}
+DEFAULTS = {"read_timeout": 0.0, "complete_delay": 0.0, "complete_errors": 0, "slow_down_above": 0}
 
 
 class Upload:
@@ -209,7 +209,11 @@ def test_the_load_settings_are_off_by_default_and_checked(emulator: Emulator) ->
         return {name: value for name, value in emulator.settings().items() if name in DEFAULTS}
 
     assert load_settings() == DEFAULTS
-    for bad in ({"read_timeout": -1}, {"complete_delay": "2"}, {"complete_errors": True}):
+    bad_ones = (
+        {"read_timeout": -1}, {"complete_delay": "2"}, {"complete_errors": True},
+        {"slow_down_above": -3},
+    )  # fmt: skip
+    for bad in bad_ones:
         with pytest.raises(HTTPError) as refused:
             emulator.settings(**bad)
         assert refused.value.code == 400
@@ -218,9 +222,43 @@ def test_the_load_settings_are_off_by_default_and_checked(emulator: Emulator) ->
 
 def test_the_options_set_the_settings(start_emulator: Callable[..., Emulator]) -> None:
     emu = start_emulator(
-        "--read-timeout", "2.5", "--complete-delay", "0.75", "--complete-errors", "3"
-    )
+        "--read-timeout", "2.5", "--complete-delay", "0.75", "--complete-errors", "3",
+        "--slow-down-above", "8",
+    )  # fmt: skip
     settings = emu.settings()
     assert (settings["read_timeout"], settings["complete_delay"]) == (2.5, 0.75)
     assert settings["complete_errors"] == 3
     assert isinstance(settings["complete_errors"], int)
+    assert settings["slow_down_above"] == 8 and isinstance(settings["slow_down_above"], int)
+
+
+def test_a_request_over_the_gateways_limit_is_told_to_slow_down(emulator: Emulator) -> None:
+    """Two uploads in flight (slowed by the link) and a limit of 2: a third request is
+    answered S3's 503 SlowDown at once, and served once the two are done."""
+    import threading
+
+    token = access_token(emulator, "s3import")
+    assert s3(emulator, "PUT", "/limit", token=token).status_code == 200
+    emulator.settings(link_rate=100_000, slow_down_above=2)
+    answers: list[int] = []
+
+    def upload(name: str) -> None:
+        put = s3(emulator, "PUT", f"/limit/{name}", token=token, body=os.urandom(250_000))
+        answers.append(put.status_code)
+
+    uploads = [threading.Thread(target=upload, args=(name,)) for name in ("a", "b")]
+    for thread in uploads:
+        thread.start()
+    deadline = time.monotonic() + 30
+    while emulator.in_flight() < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    refused = s3(emulator, "GET", "/limit", token=token)
+    for thread in uploads:
+        thread.join(60)
+    assert refused.status_code == 503 and error_code(refused) == "SlowDown", refused.text
+    assert "Please reduce your request rate." in refused.text
+    assert answers == [200, 200]
+    listed = s3(emulator, "GET", "/limit", token=token)
+    assert listed.status_code == 200 and listed.text.count("<Key>") == 2, listed.text
+    statuses = [e["status"] for e in emulator.s3_log() if e["path"].startswith("/limit")]
+    assert statuses.count(503) == 1, statuses

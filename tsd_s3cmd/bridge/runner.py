@@ -95,6 +95,7 @@ class S3cmdRun:
         stored_config: StoredConfig | None = None,
         parallel: int = 1,
         md5_caches: Path | None = None,
+        grows: bool = False,
     ) -> None:
         """``argv`` is the whole command line, ``positions`` where s3cmd's words
         stand in it (the resume command keeps the rest, tsd-s3cmd's own options).
@@ -103,7 +104,9 @@ class S3cmdRun:
 
         ``stored_config``: the project's config from ``--setup``, which s3cmd
         uses unless its command line names another (``-c FILE``). ``parallel``:
-        how many parts of one file move at once. ``md5_caches``: the directory
+        how many requests go at once to begin with, and parts of one file at
+        once; ``grows``: whether more requests may go at once while the link
+        rewards it (no ``--parallel`` given). ``md5_caches``: the directory
         of sync's MD5 caches and of the MD5s of large files, None for none.
         """
         self.context = context
@@ -115,6 +118,7 @@ class S3cmdRun:
         self._check_host = check_host
         self.stored_config = stored_config
         self.parallel = parallel
+        self.grows = grows
         self._md5_caches = md5_caches
         self.md5_cache: Path | None = None
         self.large_md5s = md5_caches / "large-files.json" if md5_caches is not None else None

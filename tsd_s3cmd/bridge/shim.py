@@ -71,7 +71,8 @@ if TYPE_CHECKING:
     class Hooks(Protocol):
         """What the runner supplies to a run of s3cmd."""
 
-        parallel: int  # requests at once; 1 is s3cmd's own way
+        parallel: int  # requests at once (to begin with); 1 is s3cmd's own way
+        grows: bool  # whether more may go at once than ``parallel`` when the link rewards it
         md5_cache: Path | None  # sync's MD5 cache when --cache-file is not given
         large_md5s: Path | None  # where the MD5s of large files are remembered
 
@@ -418,6 +419,7 @@ class _GuardedHooks:
     def __init__(self, hooks: Hooks) -> None:
         self._hooks = hooks
         self.parallel = hooks.parallel
+        self.grows = hooks.grows
 
     def download_kept(self, partial: str, source: str, destination: str, size: int) -> None:
         _guarded(self._hooks.download_kept, partial, source, destination, size)

@@ -27,7 +27,9 @@ part of the shim's start-up check, verifies each against the installed s3cmd.
    s3cmd's own ``recv_file``. Either way the file is moved to where s3cmd's
    loop expects it only when it is whole and checked. The sizes s3cmd's
    listing found (``FileLists.fetch_remote_list``) spare a HEAD per object.
-5. **Output**: s3cmd prints its plain per-file lines and the live line of
+5. **Slow-downs**: a gateway's ``503 SlowDown`` or ``429`` cuts the budget
+   and is resent after a short pause, uncounted (slow_downs.py).
+6. **Output**: s3cmd prints its plain per-file lines and the live line of
    progress.py is drawn under them at a terminal (s3cmd's per-file meters
    would overwrite each other).
 
@@ -36,6 +38,7 @@ stdin and stdout take s3cmd's own path, one request at a time.
 
 from __future__ import annotations
 
+import functools
 import http.client
 import inspect
 import io
@@ -49,6 +52,8 @@ from contextlib import ExitStack, contextmanager, suppress
 from .multipart import retries
 from .plans import FILE_CALLS, Plans, call_match
 from .script import patched
+from .slow_downs import SlowDowns, summary
+from .slow_downs import incompatibility as slow_downs_incompatibility
 
 TYPE_CHECKING = False  # typing is not loaded at run time; see cli.py
 if TYPE_CHECKING:
@@ -60,7 +65,8 @@ if TYPE_CHECKING:
     from ..engine.scheduler import Scheduler
 
     class Hooks(Protocol):
-        parallel: int
+        parallel: int  # requests at once to begin with, and parts of a file at once
+        grows: bool  # whether more may go at once when the link rewards it
 
         def download_kept(self, partial: str, source: str, destination: str, size: int) -> None:
             """A download keeps a state a later run can resume from (for ``--status``)."""
@@ -161,7 +167,7 @@ def incompatibility() -> str | None:
         return "neither Config.max_retries nor S3._max_retries says how often to retry"
     if not callable(getattr(FileLists, "fetch_remote_list", None)):
         return "S3.FileLists has no fetch_remote_list"
-    return None
+    return slow_downs_incompatibility()
 
 
 def part_size(config: Any) -> int:
@@ -239,6 +245,7 @@ class Engine:
         self.sizes: dict[str, int] = {}  # what s3cmd's listings said each object's size is
         self.originals: dict[str, Any] = {}
         self._terminal: Any = None
+        self.slow_downs = SlowDowns(lambda: self.scheduler)
         self._run_id = f"{os.getpid()}-{id(self):x}"
 
     # -- the run ------------------------------------------------------------------
@@ -272,6 +279,7 @@ class Engine:
                 patched(http.client.HTTPConnection, "wrapper_send_body", self._send_body())
             )
             stack.enter_context(self._line_safe_output())
+            stack.enter_context(self.slow_downs.installed())  # around the send methods above
             try:
                 yield
             finally:
@@ -286,10 +294,15 @@ class Engine:
         """At the first transfer loop: s3cmd has applied its options by now."""
         if self.scheduler is None:
             from ..engine.files import Ahead
+            from ..engine.limits import MOST_AT_ONCE
             from ..engine.scheduler import Scheduler
 
             config = self.config
-            self.scheduler = Scheduler(self.hooks.parallel, rate=float(config.limitrate or 0))
+            self.scheduler = Scheduler(
+                self.hooks.parallel,
+                rate=float(config.limitrate or 0),
+                most=MOST_AT_ONCE if self.hooks.grows else None,
+            )
             self.ahead = Ahead(self.scheduler, bool(config.stop_on_error))
             self._saved = {"limitrate": config.limitrate, "progress_meter": config.progress_meter}
             if config.progress_meter and self._terminal is not None:
@@ -302,6 +315,9 @@ class Engine:
     def _end(self) -> None:
         if self.scheduler is not None:
             self.scheduler.progress.show_on(None)
+            slowed = summary(self.scheduler)
+            if slowed is not None:
+                logging.warning(slowed)
             self.scheduler.close()
             for name, value in self._saved.items():
                 setattr(self.config, name, value)
@@ -379,6 +395,7 @@ class Engine:
     def _send_method(self, name: str) -> Callable[..., Any]:
         original = self.originals[name]
 
+        @functools.wraps(original)  # slow_downs.py reads s3cmd's parameters through it
         def send(s3: Any, *args: Any, **kwargs: Any) -> Any:
             scheduler = self.scheduler
             if scheduler is None:
@@ -710,7 +727,8 @@ class Engine:
                 logging.warning("Retrying failed request: %s (%s)", resource["uri"], failure)
                 wait = s3._fail_wait(attempts_left)
                 logging.warning("Waiting %d sec...", wait)
-                attempts_left -= 1
+                if not self.slow_downs.resending():
+                    attempts_left -= 1
                 _sleep(wait, scheduler)
 
 

@@ -31,6 +31,8 @@ StartResponse = Callable[..., Callable[[bytes], None]]
 _FAULT_CODES = {404: "NoSuchKey", 500: "InternalError", 503: "ServiceUnavailable"}
 # The hooks that change the emulator, each with a JSON body.
 _POSTED = frozenset({"/_emulator/faults", "/_emulator/settings", "/_emulator/export-group"})
+# S3's message with a 503 SlowDown.
+SLOW_DOWN = "Please reduce your request rate."
 # What TSD's nginx answers when the storage behind it does not answer in time.
 GATEWAY_TIMEOUT = (
     b"<html>\r\n<head><title>504 Gateway Time-out</title></head>\r\n<body>\r\n"
@@ -134,11 +136,18 @@ class EmulatorApp:
 
         if entry["kind"] == "auth":
             return self._auth(environ, logged, entry)
+        limit = self.identity.settings.slow_down_above
         with self._log_lock:
+            slowed = 0 < limit <= self._in_flight
             self._in_flight += 1
             # How many S3 requests were being served when this one came: tests
             # see parts travelling at once (or one at a time) here.
             entry["in_flight"] = self._in_flight
+        if slowed:
+            try:
+                return self._slow_down(environ, logged, entry)
+            finally:
+                self._finished(entry)
         entry["bytes_out"] = 0  # of the response body, as it goes out
         rate = self.identity.settings.link_rate
         if rate:
@@ -154,6 +163,17 @@ class EmulatorApp:
         with self._log_lock:
             self._in_flight -= 1
             entry["ended"] = time.time()
+
+    @staticmethod
+    def _slow_down(environ: dict, start_response: StartResponse, entry: dict) -> Iterable[bytes]:
+        """S3's answer to a client over the gateway's limit (``slow_down_above``)."""
+        _drain(environ)
+        body = error_body(Refused(503, SLOW_DOWN, "SlowDown"), entry["path"])
+        start_response(
+            "503 Slow Down",
+            [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))],
+        )
+        return [body]
 
     # -- the auth API ---------------------------------------------------------
 

@@ -76,6 +76,8 @@ def tls_context(host: str, ca_out: Path) -> ssl.SSLContext:
               help="Under load: seconds the store takes to answer a completed multipart upload.")
 @click.option("--complete-errors", type=click.IntRange(min=0), default=0, metavar="N",
               help="Under load: answer the next N multipart completes 200 with an S3 error.")
+@click.option("--slow-down-above", type=click.IntRange(min=0), default=0, metavar="N",
+              help="Under load: answer 503 SlowDown to a request that finds N in flight (0: off).")
 @click.option("--write-s3cfg", type=click.Path(path_type=Path),
               help="Write an s3cmd config for p11 pointing here.")
 @click.option("--export-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -95,6 +97,7 @@ def main(
     read_timeout: float,
     complete_delay: float,
     complete_errors: int,
+    slow_down_above: int,
     write_s3cfg: Path | None,
     export_dir: Path | None,
     users: tuple[str, ...],
@@ -112,6 +115,7 @@ def main(
         read_timeout=read_timeout,
         complete_delay=complete_delay,
         complete_errors=complete_errors,
+        slow_down_above=slow_down_above,
     )
     identity = Identity(settings)
     try:

@@ -57,6 +57,9 @@ class Settings:
     # The next N CompleteMultipartUploads are answered 200 with an InternalError body and
     # not completed, as S3 sometimes answers; one fewer is left after each.
     complete_errors: int = 0
+    # The gateway's limit on requests at once: an S3 request that arrives while this
+    # many are in flight is answered S3's 503 SlowDown at once (0: no limit).
+    slow_down_above: int = 0
 
     def update(self, changes: dict) -> None:
         for name, value in changes.items():

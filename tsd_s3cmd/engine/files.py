@@ -17,8 +17,9 @@ changes, and lines come in the order files finish. A call that is not found
 finished (its arguments came out other than planned) is simply made there
 and then, by s3cmd, as without tsd-s3cmd.
 
-Bounded: at most ``workers`` files are planned and not yet handed back,
-however long the list; the rest stay in s3cmd's list until their turn.
+Bounded: at most ``Scheduler.files_at_once()`` files (twice the budget's
+places, within its ceiling) are planned and not yet handed back, however
+long the list; the rest stay in s3cmd's list until their turn.
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ class Ahead:
         failed = False
         try:
             while True:
-                while running < scheduler.workers and not (failed and self.stop_on_error):
+                while running < scheduler.files_at_once() and not (failed and self.stop_on_error):
                     element = next(ahead, _END)
                     if element is _END:
                         break

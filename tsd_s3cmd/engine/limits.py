@@ -15,6 +15,12 @@ request only when those in flight leave part of the rate unused: when one
 connection carries the whole rate, parts go one at a time, as with s3cmd; over
 a long link, where one connection cannot, as many as the rate needs.
 
+The number of places is not fixed: as TCP's congestion window, it grows
+while the work uses every place (many small requests over a long link are
+round-trip bound: more at once is faster) and halves when the gateway says
+slow down (``503 SlowDown``, ``429``) or a connection fails, then grows
+again, never beyond its ceiling (``--parallel N``, or MOST_AT_ONCE).
+
 Everything waits on one ``threading.Event``, the command's stop flag: a
 stopped command wakes every waiter, which raises ``Stopped``.
 """
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -37,6 +44,20 @@ POLL = 0.1
 RATE_WINDOW = 1.0
 # A share of the rate left unused over the window that lets one more request start.
 SPARE_SHARE = 0.1
+# The ceiling of places when --parallel does not set one: s5cmd sends up to 256, and
+# beyond some dozens a long link's round trips no longer dominate a small file's time.
+MOST_AT_ONCE = 64
+# The pause before a request the gateway told to slow down goes again: doubling from
+# the first, up to the last, each a random part of it so that requests do not return
+# together.
+FIRST_PAUSE = 0.05
+LAST_PAUSE = 2.0
+
+
+def slow_down_pause(attempt: int, rand: Callable[[], float] = random.random) -> float:
+    """Seconds to wait before the ``attempt``-th resend (1, 2, ...) of a slowed request."""
+    ceiling = min(LAST_PAUSE, FIRST_PAUSE * 2 ** (attempt - 1))
+    return ceiling * (0.5 + rand() / 2)
 
 
 class Stopped(BaseException):
@@ -147,7 +168,14 @@ class Bandwidth:
 
 
 class RequestBudget:
-    """At most ``slots`` requests in flight for the whole command, the earliest work first."""
+    """At most ``slots`` requests in flight for the whole command, the earliest work first.
+
+    ``slots`` starts where it is given and moves between 1 and ``most``:
+    up by one for each request answered while every place was taken, until
+    the first slow-down (TCP's slow start, which doubles it each round), then
+    by one a round (congestion avoidance); halved by a slow-down of a
+    request begun since the last cut (the requests of one burst cut it once).
+    """
 
     def __init__(
         self,
@@ -155,8 +183,12 @@ class RequestBudget:
         stop: threading.Event,
         bandwidth: Bandwidth | None = None,
         clock: Callable[[], float] = time.monotonic,
+        most: int | None = None,
     ) -> None:
         self.slots = slots
+        self.most = max(slots, most or slots)
+        self.least = self.highest = slots  # the range it moved in, for a run's summary
+        self.slow_downs = 0
         self._stop = stop
         self._bandwidth = bandwidth
         self._clock = clock
@@ -164,18 +196,51 @@ class RequestBudget:
         self._waiting = _Queue()
         self.in_flight = 0
         self._last_start = clock()
+        self._threshold = self.most  # where slow start ends: the last cut's
+        self._answered = 0  # answers counted towards the next place
+        self._full = False  # every place was taken since the last change
+        self._cut_at = float("-inf")
 
-    def acquire(self, priority: Priority) -> None:
-        """Wait for a place among the requests in flight; Stopped if the command stops."""
+    def acquire(self, priority: Priority) -> float:
+        """Wait for a place among the requests in flight; Stopped if the command stops.
+
+        Returns when the request began, for ``slowed``.
+        """
         with self._changed:
             self._waiting.take_turn(priority, self._changed, self._stop, self._until_place)
             self.in_flight += 1
             self._last_start = self._clock()
+            if self.in_flight >= self.slots:
+                self._full = True
+            return self._last_start
 
-    def release(self) -> None:
+    def release(self, answered: bool = True) -> None:
+        """A request is over; ``answered``: as asked, so the budget may grow."""
         with self._changed:
             self.in_flight -= 1
+            if answered and self._full and self.slots < self.most:
+                self._answered += 1
+                # one more place per answer in slow start, one per round's answers after
+                if self._answered >= (1 if self.slots < self._threshold else self.slots):
+                    self._answered = 0
+                    self.slots += 1
+                    self.highest = max(self.highest, self.slots)
+                    self._full = self.in_flight >= self.slots
             self._changed.notify_all()
+
+    def slowed(self, began: float, asked: bool = True) -> None:
+        """The gateway told a request begun at ``began`` to slow down (``asked``), or its
+        connection failed."""
+        with self._changed:
+            self.slow_downs += asked
+            if began <= self._cut_at:
+                return  # of the burst that made the last cut
+            self.slots = max(1, self.slots // 2)
+            self.least = min(self.least, self.slots)
+            self._threshold = self.slots
+            self._answered = 0
+            self._full = False
+            self._cut_at = self._clock()
 
     def _until_place(self) -> float:
         return 0.0 if self.in_flight < self.slots and self._rate_admits() else POLL

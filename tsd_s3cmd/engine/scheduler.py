@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
-from .limits import Bandwidth, RequestBudget, Stopped
+from .limits import Bandwidth, RequestBudget, Stopped, slow_down_pause
 from .progress import FileCount, Progress
 
 TYPE_CHECKING = False  # typing is not loaded at run time; see cli.py
@@ -45,6 +45,9 @@ if TYPE_CHECKING:
 # As aws cli: enough for a 128 MiB file in s3cmd's 15 MiB parts to go in one wave.
 DEFAULT_WORKERS = 10
 MAX_WORKERS = 64
+# How often in a row one request may be told to slow down and sent again, unseen by
+# s3cmd's count of failures; beyond that it is a failure like any other.
+MOST_SLOW_DOWNS = 20
 # How long a stop waits for running work to notice, before giving up on it.
 STOP_GRACE = 2.0
 # The main thread's own requests (what s3cmd does between transfers) go first.
@@ -120,15 +123,23 @@ class Scheduler:
     """Everything one command moves: see the module docstring."""
 
     def __init__(
-        self, workers: int, rate: float = 0.0, clock: Callable[[], float] = time.monotonic
+        self,
+        workers: int,
+        rate: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+        most: int | None = None,
     ) -> None:
+        """``workers`` requests at once to begin with, and the parts of a file at once;
+        ``most``: the ceiling the budget may grow to (None: it stays at ``workers``)."""
         self.workers = workers
         self.stop_flag = threading.Event()
         self.bandwidth = Bandwidth(rate, self.stop_flag, clock) if rate > 0 else None
-        self.budget = RequestBudget(workers, self.stop_flag, self.bandwidth, clock)
+        self.budget = RequestBudget(workers, self.stop_flag, self.bandwidth, clock, most)
         self.progress = Progress(clock)
         self._local = threading.local()
-        self._files = _Pool(workers, "file")
+        # Files go as many at once as the budget has places; the parts of large files,
+        # which hold a part in memory each, no more than ``workers``.
+        self._files = _Pool(self.budget.most, "file")
         self._parts = _Pool(workers, "part")
         self._order = itertools.count()
 
@@ -183,13 +194,40 @@ class Scheduler:
         if getattr(local, "holding", False):
             yield
             return
-        self.budget.acquire(self.priority())
+        local.began = self.budget.acquire(self.priority())
+        local.slowed = 0
         local.holding = True
+        answered = False
         try:
             yield
+            answered = not local.slowed
         finally:
             local.holding = False
-            self.budget.release()
+            self.budget.release(answered)
+
+    def files_at_once(self) -> int:
+        """How many files to have under way: twice the budget's places (within its ceiling),
+        so that every place is taken and the budget sees that more could go."""
+        budget = self.budget
+        return min(budget.most, 2 * budget.slots)
+
+    def connection_lost(self) -> None:
+        """This thread's request lost its connection: fewer at once, as TCP after a loss."""
+        self.budget.slowed(getattr(self._local, "began", float("-inf")), asked=False)
+
+    def slowed_down(self) -> float | None:
+        """The gateway told this thread's request to slow down (or its connection failed).
+
+        The budget is cut (limits.py). Returns the pause before the request goes
+        again, or None once it has been told too often in a row: then it is a
+        failure like any other.
+        """
+        local = self._local
+        self.budget.slowed(getattr(local, "began", float("-inf")))
+        local.slowed = getattr(local, "slowed", 0) + 1
+        if local.slowed > MOST_SLOW_DOWNS:
+            return None
+        return slow_down_pause(local.slowed)
 
     def moved(self, size: int) -> None:
         """``size`` bytes are about to go over the wire from this thread: pace and count them."""
@@ -227,8 +265,9 @@ class Scheduler:
         group = _Group(len(parts))
         file = self.file()
         for number, part in enumerate(parts, start=1):
-            self._parts.submit((place, number), self._part_job((place, number), group, file,
-                                                               work, part))
+            self._parts.submit(
+                (place, number), self._part_job((place, number), group, file, work, part)
+            )
         try:
             with group.done:
                 while group.left and not self.stopped:

@@ -186,3 +186,22 @@ def test_an_s3cmd_whose_transfer_loops_moved_is_refused_when_files_move_at_once(
     with pytest.raises(ConfigError, match="transfer loops have changed"):
         shim.check_compatible(s3cmd, parallel=True)
     shim.check_compatible(s3cmd, parallel=False)  # one at a time needs no loop of ours
+
+
+def test_an_s3cmd_that_no_longer_waits_through_fail_wait_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delattr(s3_module.S3, "_fail_wait")
+    with pytest.raises(ConfigError, match=r"_fail_wait is missing"):
+        shim.check_compatible(parallel=True)
+
+
+def test_a_send_method_that_retries_another_way_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def recv_file(self, request, stream, labels, start_position=0, retries=3):  # type: ignore[no-untyped-def]
+        return {}  # no getresponse, no _fail_wait: a slow-down would go unseen
+
+    monkeypatch.setattr(s3_module.S3, "recv_file", recv_file)
+    with pytest.raises(ConfigError, match=r"S3\.recv_file no longer retries"):
+        shim.check_compatible(parallel=True)

@@ -19,6 +19,8 @@ from tsd_s3cmd.engine import downloads, limits, parts, progress, scheduler
 from tsd_s3cmd.login.broker import HeaderSource
 from tsd_s3cmd.login.store import CachedToken
 
+from ..workers import run_at_once
+
 MiB = 1024 * 1024
 
 
@@ -129,11 +131,7 @@ def test_at_most_n_requests_at_once_from_many_threads() -> None:
             with lock:
                 in_flight -= 1
 
-    threads = [threading.Thread(target=request, args=(i,)) for i in range(12)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
+    run_at_once(request, 12)
     assert most == 3
     assert run.budget.in_flight == 0
 
@@ -296,11 +294,7 @@ def test_progress_counts_a_retried_request_once_from_many_threads() -> None:
             counts.add(count, 500)
         counts.finished(count)
 
-    threads = [threading.Thread(target=file, args=(i,)) for i in range(12)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
+    run_at_once(file, 12)
     assert (counts.moved, counts.files_done) == (12 * 1000, 12)
     assert counts.line().startswith("12 of 12 files, 11.7 KiB of 11.7 KiB")
 

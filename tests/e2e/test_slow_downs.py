@@ -35,7 +35,11 @@ def test_a_gateway_that_says_slow_down_gets_fewer_requests_and_every_file(
     slow-downs resent unseen (no retry lines, no failure), one line that says so."""
     tsd = loggedin
     names = small_tree(tmp_path / "up", 2000)
-    tsd.emulator.settings(slow_down_above=8)
+    # Each body takes 50 ms to arrive (100 bytes at 2,000 B/s), so that requests overlap
+    # however busy the machine is: the budget starts at 10 places, above the gateway's 8.
+    # (Served at once, as on an idle loopback, they ended before the ninth began whenever
+    # the client's own loop was the slower side, and the gateway never had to say slow down.)
+    tsd.emulator.settings(slow_down_above=8, link_rate=2000)
     since = len(tsd.emulator.s3_log())
     done = tsd.ok("sync", f"{tmp_path / 'up'}/", "s3://tree/slowed/")
     log = requests_since(tsd, since)

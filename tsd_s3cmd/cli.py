@@ -60,6 +60,7 @@ def _click_command() -> click.Command:
     @click.option("--forget", is_flag=True)
     @click.option("--basic", is_flag=True)
     @click.option("--parallel", metavar="N")
+    @click.option("--shard", metavar="K/N")
     @click.option("--print-token-for", "print_token_for", metavar="COMMAND")
     @click.option("--status", is_flag=True)
     @click.option("--logout", is_flag=True)
@@ -85,6 +86,7 @@ def dispatch(
     forget: bool = False,
     basic: bool = False,
     parallel: str | None = None,
+    shard: str | None = None,
     print_token_for: str | None = None,
     status: bool = False,
     logout: bool = False,
@@ -122,6 +124,8 @@ def dispatch(
         raise UsageError(f"{' and '.join(actions)} cannot be used together")
     if actions and actions[0] != "--print-token-for" and inv.s3cmd_args:
         raise UsageError(f"{actions[0]} takes no s3cmd arguments (got {inv.s3cmd_args[0]!r})")
+    if actions and shard is not None:
+        raise UsageError(f"--shard is for a command that moves files, not for {actions[0]}")
     if register:
         return _register(context, env, env_given, project)
     if setup or forget:
@@ -150,7 +154,7 @@ def dispatch(
             f"'{PROG} --s3cmd-help' for s3cmd's commands.\n"
         )
         return EX_USAGE
-    return _run_s3cmd(inv, env, project, basic, parallel, inv.s3cmd_args)
+    return _run_s3cmd(inv, env, project, basic, parallel, inv.s3cmd_args, shard)
 
 
 # -- actions ---------------------------------------------------------------------
@@ -299,10 +303,12 @@ def _run_s3cmd(
     basic: bool,
     parallel: str | None,
     s3cmd_args: Sequence[str],
+    shard_value: str | None = None,
 ) -> int:
-    from .bridge import md5_cache
+    from .bridge import batches, md5_cache
     from .bridge.runner import S3cmdRun
     from .engine.scheduler import workers_from
+    from .keyspace import shards
     from .login import token_choice
     from .login.s3configs import for_run
 
@@ -313,7 +319,8 @@ def _run_s3cmd(
             if parallel is not None
             else workers_from(context.environ.get("TSD_S3CMD_PARALLEL"), "TSD_S3CMD_PARALLEL")
         )
-    except ValueError as err:
+        shard = shards.parse(shard_value, context.environ) if shard_value is not None else None
+    except ValueError as err:  # shards.ShardError too
         raise UsageError(str(err)) from None
     # Unless told how many, as many at once as the link rewards (engine/limits.py).
     grows = parallel is None and not context.environ.get("TSD_S3CMD_PARALLEL", "").strip()
@@ -361,6 +368,8 @@ def _run_s3cmd(
         parallel=workers,
         grows=grows,
         md5_caches=md5_cache.directory(context.cache_home, context.environ),
+        batch_size=batches.size_from(context.environ),
+        shard=shard,
     )
     return run.run(s3cmd_args)
 

@@ -25,6 +25,7 @@ TSD_OPTIONS = {
     "--forget": False,
     "--basic": False,
     "--parallel": True,
+    "--shard": True,
     "--print-token-for": True,
     "--status": False,
     "--logout": False,

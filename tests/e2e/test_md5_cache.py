@@ -13,7 +13,7 @@ the file sees it and uploads it.
 from __future__ import annotations
 
 import os
-import pickle
+import sqlite3
 import stat
 from pathlib import Path
 
@@ -27,6 +27,13 @@ pytestmark = pytest.mark.s3cmd  # every test here runs s3cmd's code
 
 def caches(tsd: Tsd) -> list[Path]:
     return sorted((Path(tsd.env["HOME"]) / ".cache" / "tsd-s3cmd" / "md5-cache").glob("*"))
+
+
+def cached(cache: Path) -> dict[tuple[int, int], tuple[float, int, str]]:
+    """What a cache file holds: (mtime, size, MD5) by (device, inode)."""
+    with sqlite3.connect(cache) as db:
+        rows = db.execute("SELECT dev, inode, mtime, size, md5 FROM md5s").fetchall()
+    return {(dev, inode): (mtime, size, md5) for dev, inode, mtime, size, md5 in rows}
 
 
 def tree(tsd: Tsd, tmp_path: Path, bucket: str, files: int = 3) -> Path:
@@ -86,9 +93,8 @@ def test_the_cache_is_0600_in_a_0700_directory_whatever_the_umask(
     [cache] = caches(tsd)
     assert stat.S_IMODE(cache.stat().st_mode) == 0o600
     assert stat.S_IMODE(cache.parent.stat().st_mode) == 0o700
-    saved = pickle.loads(cache.read_bytes())
     st = (top / "f0.txt").stat()
-    assert saved["inodes"][st.st_dev][st.st_ino][int(st.st_mtime)]["size"] == 1000
+    assert cached(cache)[st.st_dev, st.st_ino][:2] == (int(st.st_mtime), 1000)
 
 
 def test_one_cache_per_sources_and_destination(tsd: Tsd, tmp_path: Path) -> None:
@@ -110,19 +116,21 @@ def test_a_damaged_cache_is_rebuilt_without_a_word(tsd: Tsd, tmp_path: Path) -> 
     top = tree(tsd, tmp_path, "damaged")
     tsd.ok("sync", f"{top}/", "s3://damaged/")
     [cache] = caches(tsd)
-    cache.write_bytes(b"\x80\x04not a pickle at all")
+    cache.write_bytes(b"\x80\x04not a database at all")
     (top / "new.txt").write_text("new\n")
     result = tsd.ok("sync", f"{top}/", "s3://damaged/")
     assert "Traceback" not in result.stderr and "MD5 cache" not in result.stderr
     assert tsd.emulator.object("damaged", "new.txt") == b"new\n"
-    assert len(pickle.loads(cache.read_bytes())["inodes"]) == 1  # whole again: one device
+    assert len(cached(cache)) == 4  # whole again: every file
 
 
-def _forged(top: Path) -> dict:
-    """A cache that says f0.txt's MD5 is all zeros (so a sync that loads it uploads f0.txt)."""
+def _forge(cache: Path, top: Path, mode: int) -> None:
+    """Make the cache say f0.txt's MD5 is all zeros (so a sync that reads it uploads f0.txt)."""
     st = (top / "f0.txt").stat()
-    entry = {"md5": "0" * 32, "size": st.st_size}
-    return {"inodes": {st.st_dev: {st.st_ino: {int(st.st_mtime): entry}}}, "version": 1}
+    with sqlite3.connect(cache) as db:
+        forged = ("0" * 32, st.st_dev, st.st_ino)
+        db.execute("UPDATE md5s SET md5=? WHERE dev=? AND inode=?", forged)
+    cache.chmod(mode)
 
 
 def test_only_a_cache_no_one_else_can_write_is_loaded(tsd: Tsd, tmp_path: Path) -> None:
@@ -130,32 +138,11 @@ def test_only_a_cache_no_one_else_can_write_is_loaded(tsd: Tsd, tmp_path: Path) 
     tsd.ok("sync", f"{top}/", "s3://forged/")
     [cache] = caches(tsd)
 
-    cache.write_bytes(pickle.dumps(_forged(top)))
-    cache.chmod(0o620)  # writable by the group: not loaded, every file is read
+    _forge(cache, top, 0o620)  # writable by the group: not loaded, every file is read
     assert "f0.txt" not in tsd.ok("sync", f"{top}/", "s3://forged/").stdout
 
-    cache.write_bytes(pickle.dumps(_forged(top)))
-    cache.chmod(0o600)  # the user's own: trusted (that is what shows it was loaded)
+    _forge(cache, top, 0o600)  # the user's own: trusted (that is what shows it was loaded)
     assert "f0.txt" in tsd.ok("sync", f"{top}/", "s3://forged/").stdout
-
-
-class _Mark:
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def __reduce__(self):  # type: ignore[no-untyped-def]
-        return (os.mkdir, (self.path,))
-
-
-def test_a_cache_that_holds_code_runs_none_of_it(tsd: Tsd, tmp_path: Path) -> None:
-    top = tree(tsd, tmp_path, "code")
-    tsd.ok("sync", f"{top}/", "s3://code/")
-    [cache] = caches(tsd)
-    mark = tmp_path / "ran"
-    cache.write_bytes(pickle.dumps({"inodes": {1: _Mark(str(mark))}, "version": 1}))
-    result = tsd.ok("sync", f"{top}/", "s3://code/")
-    assert "Traceback" not in result.stderr
-    assert not mark.exists()
 
 
 def test_a_cache_file_the_user_gives_is_s3cmds_alone(tsd: Tsd, tmp_path: Path) -> None:
@@ -187,8 +174,6 @@ def test_syncs_at_once_all_succeed_and_leave_a_whole_cache(tsd: Tsd, tmp_path: P
         _, err = proc.communicate(timeout=180)
         assert proc.returncode == 0, err.decode()
     [cache] = caches(tsd)  # no temporary file left beside it
-    saved = pickle.loads(cache.read_bytes())
-    cached = {i for by_inode in saved["inodes"].values() for i in by_inode}
-    assert cached == {p.stat().st_ino for p in top.rglob("*.txt")}
+    assert {inode for _, inode in cached(cache)} == {p.stat().st_ino for p in top.rglob("*.txt")}
     for path in top.rglob("*.txt"):
         assert tsd.emulator.object("array", str(path.relative_to(top))) == path.read_bytes()

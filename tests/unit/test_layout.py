@@ -17,8 +17,9 @@ SHARED = {"tsd_s3cmd", "tsd_s3cmd.errors", "tsd_s3cmd.environments", "tsd_s3cmd.
 # What each part may import of tsd-s3cmd besides itself and the shared pieces.
 MAY_IMPORT = {
     "tsd_s3cmd.engine": set(),
+    "tsd_s3cmd.keyspace": set(),
     "tsd_s3cmd.login": set(),
-    "tsd_s3cmd.bridge": {"tsd_s3cmd.engine", "tsd_s3cmd.login"},
+    "tsd_s3cmd.bridge": {"tsd_s3cmd.engine", "tsd_s3cmd.keyspace", "tsd_s3cmd.login"},
     "tsd_s3cmd.emulator": set(),
 }
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from ..context import Environment
     from ..environments import ApiEnvironment
+    from ..keyspace.shards import Shard
     from ..login.s3configs import StoredConfig
     from ..login.store import Store
     from ..login.token_choice import Listing
@@ -96,6 +97,8 @@ class S3cmdRun:
         parallel: int = 1,
         md5_caches: Path | None = None,
         grows: bool = False,
+        batch_size: int = 1000,
+        shard: Shard | None = None,
     ) -> None:
         """``argv`` is the whole command line, ``positions`` where s3cmd's words
         stand in it (the resume command keeps the rest, tsd-s3cmd's own options).
@@ -108,6 +111,8 @@ class S3cmdRun:
         once; ``grows``: whether more requests may go at once while the link
         rewards it (no ``--parallel`` given). ``md5_caches``: the directory
         of sync's MD5 caches and of the MD5s of large files, None for none.
+        ``batch_size``: entries of a tree a command works on at a time;
+        ``shard``: the share of a job array's keys to move (``--shard``).
         """
         self.context = context
         self.store = store
@@ -119,6 +124,8 @@ class S3cmdRun:
         self.stored_config = stored_config
         self.parallel = parallel
         self.grows = grows
+        self.batch_size = batch_size
+        self.shard = shard
         self._md5_caches = md5_caches
         self.md5_cache: Path | None = None
         self.large_md5s = md5_caches / "large-files.json" if md5_caches is not None else None
@@ -149,7 +156,9 @@ class S3cmdRun:
                     f"environment is {self.env.host}; choose another with --env or fix host_base"
                 )
         if self._md5_caches is not None:
-            self.md5_cache = md5_cache.file_for(self._md5_caches, args)
+            self.md5_cache = md5_cache.file_for(
+                self._md5_caches, args, str(self.shard) if self.shard else ""
+            )
         if token_type is not None:
             listing = token_choice.listing(args, options)
             self._source = self._make_source(token_type, args, listing)

@@ -20,6 +20,10 @@ tsd-s3cmd runs the script of the installed s3cmd in its own interpreter
   loops are not exactly these, the code runs unchanged and ``problem`` says
   what differs, which the shim's start-up check turns into a clear error
   whenever files are to move at once.
+- **Its command is run through tsd-s3cmd.** ``main`` ends with ``rc =
+  cmd_func(args)``; that call becomes ``__tsd_command__(cmd_func, args)``, so
+  that a command over a tree can be run a range of keys at a time
+  (batches.py). Unhooked, ``command_problem`` says why.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ TRANSFER_LOOPS = {
     "remote_copy": "object_copy",
 }
 FILES_HOOK = "__tsd_files__"
+COMMAND_HOOK = "__tsd_command__"
 
 
 def script_path() -> Path:
@@ -80,12 +85,16 @@ def script_path() -> Path:
 
 
 class Script:
-    """The compiled script, and what is wrong with its transfer loops (None: nothing)."""
+    """The compiled script, and what is wrong with its transfer loops and with the call
+    of its command (None: nothing)."""
 
-    def __init__(self, path: Path, code: CodeType, problem: str | None) -> None:
+    def __init__(
+        self, path: Path, code: CodeType, problem: str | None, command_problem: str | None = None
+    ) -> None:
         self.path = path
         self.code = code
         self.problem = problem
+        self.command_problem = command_problem
 
 
 _LOADED: dict[tuple[bytes, Path | None], Script] = {}  # this process's loads
@@ -123,21 +132,23 @@ def _load(path: Path, header: bytes, cache_dir: Path | None) -> Script:
                 if info.st_uid == os.geteuid() and not info.st_mode & 0o022:
                     data = f.read()
                     if data.startswith(header):
-                        problem, code = marshal.loads(data[len(header) :])
-                        return Script(path, code, problem)
+                        problem, command_problem, code = marshal.loads(data[len(header) :])
+                        return Script(path, code, problem, command_problem)
         except (OSError, EOFError, ValueError, TypeError):
             pass
-    code, problem = _compile(path.read_bytes(), str(path))
+    code, problem, command_problem = _compile(path.read_bytes(), str(path))
     if cached is not None:
-        write_private(cached, header + marshal.dumps((problem, code)))
-    return Script(path, code, problem)
+        write_private(cached, header + marshal.dumps((problem, command_problem, code)))
+    return Script(path, code, problem, command_problem)
 
 
-def _compile(source: bytes, filename: str) -> tuple[CodeType, str | None]:
-    """The script's code with its transfer loops hooked; as it is, and why, if they differ."""
+def _compile(source: bytes, filename: str) -> tuple[CodeType, str | None, str | None]:
+    """The script's code with its command call and its transfer loops hooked; and what
+    could not be hooked, and why (the transfer loops, the command call)."""
     import ast
 
     tree = ast.parse(source, filename)
+    command_problem = _hook_command(tree)
     found = _transfer_loops(tree)
     missing = sorted(set(TRANSFER_LOOPS) - set(found))
     unknown = sorted(set(found) - set(TRANSFER_LOOPS))
@@ -147,7 +158,9 @@ def _compile(source: bytes, filename: str) -> tuple[CodeType, str | None]:
             + [f"a new transfer loop in {w}" for w in unknown]
             + [f"{len(v)} transfer loops in {w}" for w, v in found.items() if len(v) > 1]
         )
-        return compile(source, filename, "exec"), f"s3cmd's transfer loops have changed ({what})"
+        ast.fix_missing_locations(tree)
+        problem = f"s3cmd's transfer loops have changed ({what})"
+        return compile(tree, filename, "exec"), problem, command_problem
     for where, (loop,) in found.items():
         loop.iter = ast.Call(
             func=ast.Name(id=FILES_HOOK, ctx=ast.Load()),
@@ -159,7 +172,31 @@ def _compile(source: bytes, filename: str) -> tuple[CodeType, str | None]:
             keywords=[],
         )
     ast.fix_missing_locations(tree)
-    return compile(tree, filename, "exec"), None
+    return compile(tree, filename, "exec"), None, command_problem
+
+
+def _hook_command(tree: ast.Module) -> str | None:
+    """``rc = cmd_func(args)`` in ``main`` becomes ``rc = __tsd_command__(cmd_func, args)``;
+    why not, if it cannot be found exactly once."""
+    import ast
+
+    calls = [
+        node
+        for function in tree.body
+        if isinstance(function, ast.FunctionDef) and function.name == "main"
+        for node in ast.walk(function)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "cmd_func"
+        and len(node.args) == 1
+        and not node.keywords
+    ]
+    if len(calls) != 1:
+        return f"s3cmd's main runs its command {len(calls)} times as cmd_func(args), not once"
+    (call,) = calls
+    call.args = [ast.Name(id="cmd_func", ctx=ast.Load()), *call.args]
+    call.func = ast.Name(id=COMMAND_HOOK, ctx=ast.Load())
+    return None
 
 
 def _transfer_loops(tree: ast.Module) -> dict[str, list[ast.For]]:
@@ -229,7 +266,8 @@ def namespace(script: Script, args: Sequence[str], prog: str) -> Iterator[dict[s
 
     s3cmd reads ``sys.argv`` and replaces ``sys.stdout``/``sys.stderr``;
     all three are restored afterwards. ``__tsd_files__`` hands the transfer
-    loops their files as listed, unless the shim puts the engine there.
+    loops their files as listed, unless the shim puts the engine there, and
+    ``__tsd_command__`` runs the command once, unless the shim puts batches there.
     """
     saved = sys.argv, sys.stdout, sys.stderr
     sys.argv = [prog, *args]
@@ -239,6 +277,7 @@ def namespace(script: Script, args: Sequence[str], prog: str) -> Iterator[dict[s
             "__file__": str(script.path),
             "__builtins__": builtins,
             FILES_HOOK: as_listed,
+            COMMAND_HOOK: as_called,
         }
     finally:
         for stream in (sys.stdout, sys.stderr):
@@ -250,3 +289,8 @@ def namespace(script: Script, args: Sequence[str], prog: str) -> Iterator[dict[s
 def as_listed(where: str, elements: Any, scope: dict[str, Any]) -> Any:
     """A transfer loop's files in s3cmd's own order: s3cmd's way, one after the other."""
     return elements
+
+
+def as_called(command: Any, args: list[str]) -> Any:
+    """s3cmd's command run as s3cmd runs it, once over all its arguments."""
+    return command(args)

@@ -33,14 +33,17 @@ script.py finds, compiles and caches it) with these hooks and fixes:
    thread it"). transfers.py holds those hook points (its docstring
    lists them); the engine behind them lives in modules of its own.
 7. ``S3.FileLists.fetch_local_list``: a ``sync`` without ``--cache-file``
-   keeps s3cmd's MD5 cache in the file the runner chose (md5_cache.py), with
-   a HashCache that loads and saves it privately.
+   keeps s3cmd's MD5 cache in the file the runner chose, with a HashCache
+   whose entries are in SQLite, private, one at a time (md5_cache.py).
 8. ``hash_file_md5`` as s3cmd's listing calls it (``S3.FileDict``; ``S3.Utils``
    in 2.3): a large file's read for its MD5 is shown and remembered, and a
    file over S3's 5 TiB is refused before it is read (md5_reads.py).
 9. SIGTERM and SIGHUP (a batch system's time limit, a closed terminal) stop a
    run as Ctrl-C does: what is running stops, the resume command is printed,
    and the exit status is 128 + the signal.
+10. ``main``'s call of the command, s3cmd's local walks and ``S3.bucket_list``:
+   a command over a tree runs a range of keys at a time, and a share of a job
+   array (``--shard``) sees only its own keys (batches.py).
 
 ``check_compatible`` runs before every s3cmd run. It verifies that the hooks
 still hold for the installed s3cmd, in particular that every method of
@@ -61,12 +64,15 @@ from pathlib import Path
 
 from ..errors import EX_BREAK, ConfigError
 from ..login import tokens
-from . import md5_reads, multipart, script
+from . import md5_cache, md5_reads, multipart, script
 from .script import patched
 
 TYPE_CHECKING = False  # typing is not loaded at run time; see cli.py
 if TYPE_CHECKING:
     from typing import Any, Protocol
+
+    from ..keyspace.shards import Shard
+    from . import transfers
 
     class Hooks(Protocol):
         """What the runner supplies to a run of s3cmd."""
@@ -75,6 +81,8 @@ if TYPE_CHECKING:
         grows: bool  # whether more may go at once than ``parallel`` when the link rewards it
         md5_cache: Path | None  # sync's MD5 cache when --cache-file is not given
         large_md5s: Path | None  # where the MD5s of large files are remembered
+        batch_size: int  # entries of a tree's listings a command works on at a time
+        shard: Shard | None  # the share of a job array's keys this run moves
 
         def parsed(
             self, options: optparse.Values, args: Sequence[str], parser: optparse.OptionParser
@@ -156,7 +164,7 @@ def check_compatible(s3cmd: script.Script | None = None, parallel: bool = False)
     With ``parallel``, the hooks of many files at once must fit too, and the
     transfer loops of ``s3cmd`` be where script.py expects them.
     """
-    problem = _incompatibility()
+    problem = _incompatibility() or (s3cmd.command_problem if s3cmd else None)
     if problem is None and parallel:
         from . import plans, transfers
 
@@ -193,10 +201,13 @@ def _incompatibility() -> str | None:
     for method in ("initiate_multipart_upload", "complete_multipart_upload", "abort_upload"):
         if not callable(getattr(upload, method, None)):
             return f"MultiPartUpload.{method} is missing"
+    from . import batches
+
     return (
         multipart.incompatibility()
         or _md5_cache_incompatibility()
         or _md5_reads_incompatibility()
+        or batches.incompatibility()
     )
 
 
@@ -262,9 +273,10 @@ def _hooks_installed(
             patched(upload_class, "abort_upload", abort),
             patched(S3Uri.S3UriFile, "_re", whole_names),
             multipart.installed(),
-            _md5_cache_installed(hooks),
+            _md5_cache_installed(hooks) as store,
             _md5_reads_installed(hooks),
-            _engine_installed(hooks, namespace, stop),
+            _engine_installed(hooks, namespace, stop) as engine,
+            _batches_installed(hooks, namespace, store, engine),
         ):
             yield
     finally:
@@ -283,35 +295,53 @@ def _md5_cache_incompatibility() -> str | None:
         return "FileLists.fetch_local_list no longer keeps its MD5s in a HashCache at cache_file"
     if not hasattr(Config.Config, "cache_file"):
         return "Config has no cache_file"
-    if not isinstance(getattr(HashCache.HashCache(), "inodes", None), dict):
-        return "HashCache no longer keeps its MD5s in inodes"
+    for method in ("load", "md5", "add", "mark_all_for_purge", "unmark_for_purge", "purge", "save"):
+        if not callable(getattr(HashCache.HashCache, method, None)):
+            return f"HashCache has no {method}"
     return None
 
 
 @contextmanager
-def _md5_cache_installed(hooks: Hooks) -> Iterator[None]:
+def _md5_cache_installed(hooks: Hooks) -> Iterator[md5_cache.Store]:
     """Hook 7: s3cmd's MD5 cache in ``hooks.md5_cache`` unless ``--cache-file`` names one.
 
     s3cmd reads ``cache_file`` only while it lists local files
     (``fetch_local_list``); for that while it is set to our file, and the
-    HashCache made there is one that keeps the file private. Loading a pickle
-    is running code, so it is loaded only from a file of this user's that no
-    one else can write, and only as plain data; anything wrong with it is an
-    empty cache. It is saved 0600 through a temporary file and a rename: of
-    many runs at once (a job array) the last one's file stays, whole. A
-    ``--cache-file`` the user gives is s3cmd's alone, as it always was
+    HashCache made there keeps its entries in the run's ``md5_cache.Store``
+    (SQLite, one entry at a time, private, replaced whole at the end of the
+    run), which is yielded for the listing to say whether it saw every file.
+    A ``--cache-file`` the user gives is s3cmd's alone, as it always was
     (``--cache-file=/dev/null`` is no cache).
     """
     from S3 import Config, FileLists, HashCache
 
-    class PrivateCache(HashCache.HashCache):
+    store = md5_cache.Store(lambda: hooks.md5_cache)  # known once s3cmd has parsed
+
+    class StoredCache(HashCache.HashCache):
+        """s3cmd's cache as ``_fetch_local_list_info`` and ``_maintain_cache`` use it,
+        kept in the store (what a run did not use is dropped when the store is
+        finished, not here)."""
+
         def load(self, f: str) -> None:
-            self.inodes = _load_md5s(Path(f))
+            pass
+
+        def md5(self, dev: int, inode: int, mtime: float, size: int) -> str | None:
+            return store.md5(dev, inode, mtime, size)
+
+        def add(self, dev: int, inode: int, mtime: float, size: int, md5: str) -> None:
+            store.add(dev, inode, mtime, size, md5)
+
+        def mark_all_for_purge(self) -> None:
+            pass
+
+        def unmark_for_purge(self, dev: int, inode: int, mtime: float, size: int) -> None:
+            pass
+
+        def purge(self) -> None:
+            pass
 
         def save(self, f: str) -> None:
-            import pickle
-
-            script.write_private(Path(f), pickle.dumps({"inodes": self.inodes, "version": 1}))
+            pass
 
     original_fetch = FileLists.fetch_local_list
 
@@ -321,40 +351,15 @@ def _md5_cache_installed(hooks: Hooks) -> Iterator[None]:
             return original_fetch(*args, **kwargs)
         with (
             patched(config, "cache_file", str(hooks.md5_cache)),
-            patched(FileLists, "HashCache", PrivateCache),
+            patched(FileLists, "HashCache", StoredCache),
         ):
             return original_fetch(*args, **kwargs)
 
-    with patched(FileLists, "fetch_local_list", fetch_local_list):
-        yield
-
-
-def _load_md5s(path: Path) -> dict[Any, Any]:
-    """The MD5s kept in ``path``: none if it is damaged or others could have written it."""
-    import io
-    import pickle
-
-    from ..login.private_files import PrivateDir
-
-    class PlainData(pickle.Unpickler):
-        def find_class(self, module: str, name: str) -> Any:
-            raise pickle.UnpicklingError(f"{module}.{name} is not plain data")
-
     try:
-        data = PrivateDir(path.parent).read(path.name, "an MD5 cache") or b""
-        saved = PlainData(io.BytesIO(data)).load()
-        inodes = saved["inodes"] if saved["version"] == 1 else {}
-        # {device: {inode: {mtime: {"md5": ..., "size": ...}}}}, as HashCache.add makes it
-        for entry in (e for i in inodes.values() for m in i.values() for e in m.values()):
-            if not (isinstance(entry["md5"], str) and isinstance(entry["size"], int)):
-                raise ValueError(f"an entry is {entry!r}")
-    except ConfigError as err:  # exposed, or not a file
-        logging.info("Ignoring the MD5 cache: %s", err)
-    except Exception:  # damaged: it is only a cache, rebuilt as the files are read
-        logging.info("Ignoring the MD5 cache %s: it is damaged", path)
-    else:
-        return inodes  # type: ignore[no-any-return]
-    return {}
+        with patched(FileLists, "fetch_local_list", fetch_local_list):
+            yield store
+    finally:
+        store.finish()
 
 
 # -- the read of a large file for its MD5 ------------------------------------------------
@@ -400,16 +405,35 @@ def _md5_reads_installed(hooks: Hooks) -> Iterator[None]:
 
 
 @contextmanager
-def _engine_installed(hooks: Hooks, namespace: dict[str, Any], stop: _Stop) -> Iterator[None]:
+def _engine_installed(
+    hooks: Hooks, namespace: dict[str, Any], stop: _Stop
+) -> Iterator[transfers.Engine | None]:
     """Hook 6: the engine's hook points, unless ``--parallel 1`` (then nothing changes)."""
     if hooks.parallel <= 1:
-        yield
+        yield None
         return
     from . import transfers
 
     engine = transfers.Engine(_GuardedHooks(hooks), namespace)
     stop.also(engine.stop)
     with engine.installed():
+        yield engine
+
+
+@contextmanager
+def _batches_installed(
+    hooks: Hooks,
+    namespace: dict[str, Any],
+    store: md5_cache.Store,
+    engine: transfers.Engine | None,
+) -> Iterator[None]:
+    """Hook 10: a command over a tree runs a range of keys at a time, and a share of a
+    job array sees only its keys (batches.py). Installed last, so that its listing hooks
+    are the ones s3cmd's script imports, wrapping the others."""
+    from .batches import Batches
+
+    on_range = engine.sizes.clear if engine is not None else None
+    with Batches(namespace, hooks.batch_size, hooks.shard, store, on_range).installed():
         yield
 
 

@@ -180,8 +180,8 @@ def test_an_s3cmd_whose_transfer_loops_moved_is_refused_when_files_move_at_once(
     source = script.script_path().read_bytes()
     # A put that moves its files in a helper instead of its own loop.
     changed = source.replace(b"= s3.object_put(full_name,", b"= _put_one(full_name,")
-    code, problem = script._compile(changed, "s3cmd")
-    assert problem is not None and "cmd_object_put" in problem
+    code, problem, command_problem = script._compile(changed, "s3cmd")
+    assert problem is not None and "cmd_object_put" in problem and command_problem is None
     s3cmd = script.Script(script.script_path(), code, problem)
     with pytest.raises(ConfigError, match="transfer loops have changed"):
         shim.check_compatible(s3cmd, parallel=True)

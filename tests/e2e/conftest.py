@@ -13,6 +13,7 @@ from typing import Callable
 import pytest
 
 from ..conftest import BIN, Emulator, launch_emulator, private_env, stop_emulator
+from ..slurm import Slurm, slurm_missing
 
 DEMO = "p11-demo\ndemo-password\n123456\n"
 NOEXPORT = "p11-noexport\ndemo-password\n123456\n"
@@ -162,3 +163,16 @@ def two_projects(
     )
     env = {**clean_env, "TSD_API_URL": emulator.url}
     return Tsd(env=env, home=Path(clean_env["HOME"]), emulator=emulator)
+
+
+@pytest.fixture(scope="session")
+def slurm(tmp_path_factory: pytest.TempPathFactory) -> Slurm:
+    """The local Slurm cluster that .ci/slurm starts (tests/slurm.py says how to use it).
+
+    Without one the test skips, saying what is missing and how to start it:
+    tests never start daemons themselves.
+    """
+    missing = slurm_missing()
+    if missing:
+        pytest.skip(missing)
+    return Slurm(tmp_path_factory.mktemp("slurm"))

@@ -58,3 +58,10 @@ def test_the_second_install_overlaps_the_first_pass_and_ends_before_any_apart_te
     assert lines[install + 1] == "older=$!"
     assert at(".venv/bin/pip install -q -e '.[test]'") < install < first_pass
     assert first_pass < lines.index('wait "$older"') < at("-m apart")
+
+
+def test_ci_starts_slurm_before_the_tests_and_goes_on_without_it() -> None:
+    """The Slurm tests need the cluster up before they start; without one they skip (they say
+    why), which is no reason for CI to stop."""
+    script = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert script.index("bash .ci/slurm || true") < script.index("bash tests/run")

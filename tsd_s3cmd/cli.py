@@ -62,6 +62,7 @@ def _click_command() -> click.Command:
     @click.option("--parallel", metavar="N")
     @click.option("--shard", metavar="K/N")
     @click.option("--print-token-for", "print_token_for", metavar="COMMAND")
+    @click.option("--login", is_flag=True)
     @click.option("--status", is_flag=True)
     @click.option("--logout", is_flag=True)
     @click.option("--completion", metavar="SHELL")
@@ -88,6 +89,7 @@ def dispatch(
     parallel: str | None = None,
     shard: str | None = None,
     print_token_for: str | None = None,
+    login: bool = False,
     status: bool = False,
     logout: bool = False,
     completion: str | None = None,
@@ -116,15 +118,16 @@ def dispatch(
             ("--status", status),
             ("--logout", logout),
             ("--print-token-for", print_token_for is not None),
+            ("--login", login),
             ("--completion", completion is not None),
         )
         if on
     ]
     if len(actions) > 1:
         raise UsageError(f"{' and '.join(actions)} cannot be used together")
-    if actions and actions[0] != "--print-token-for" and inv.s3cmd_args:
+    if actions and actions[0] not in ("--print-token-for", "--login") and inv.s3cmd_args:
         raise UsageError(f"{actions[0]} takes no s3cmd arguments (got {inv.s3cmd_args[0]!r})")
-    if actions and shard is not None:
+    if actions and actions[0] != "--login" and shard is not None:
         raise UsageError(f"--shard is for a command that moves files, not for {actions[0]}")
     if register:
         return _register(context, env, env_given, project)
@@ -146,6 +149,8 @@ def dispatch(
         return _logout(context, env if env_given else None, project)
     if print_token_for is not None:
         return _print_token(context, env, project, basic, print_token_for, inv.s3cmd_args)
+    if login:
+        return _login(context, env, project, basic, inv.s3cmd_args)
     if not inv.s3cmd_args:
         from .guide import USAGE
 
@@ -227,34 +232,12 @@ def _print_token(
     for_command: str,
     args: Sequence[str],
 ) -> int:
-    from .bridge import shim
-    from .login import token_choice, tokens
     from .status import when
 
-    store = _store(context)
-    listing = None
-    if for_command in (tokens.IMPORT, tokens.EXPORT):
-        token_type = for_command
-    else:
-        # The same reading as a run of 'tsd-s3cmd CMD ARGS': s3cmd's parse, then token_for
-        # and listing. A command that a run would stop for listing without export
-        # rights is refused alike, rather than handing out a token TSD would refuse for it.
-        line = [for_command, *args]
-        parsed = shim.parse(line, cache_dir=context.cache_home / "tsd-s3cmd")
-        if parsed is None:
-            return EX_USAGE  # s3cmd has said what is wrong with it
-        options, positional = parsed
-        token_type = token_choice.token_for(positional, getattr(options, "run_configure", False))
-        if token_type is None:
-            raise UsageError(f"'{for_command}' sends no request to TSD, so it needs no token")
-        _check_export_only(positional, store, env, project)
-        listing = token_choice.listing(positional, options)
-    pnum = broker.resolve_project(store, env, project)
-    token = broker.HeaderSource(
-        broker.Broker(context, store, env, pnum, _prompter(context), basic=basic),
-        token_type,
-        listing,
-    ).token()
+    found = _token_for(context, env, project, basic, [for_command, *args])
+    if found is None:
+        return EX_USAGE  # s3cmd has said what is wrong with the command line
+    token, token_type, pnum = found
     context.stdout.write(token.token + "\n")
     context.stdout.flush()
     context.stderr.write(
@@ -270,6 +253,72 @@ def _print_token(
         "of multipart uploads, so TSD refuses those: use tsd-s3cmd for them.\n"
     )
     return 0
+
+
+def _login(
+    context: Environment,
+    env: ApiEnvironment,
+    project: str | None,
+    basic: bool,
+    args: Sequence[str],
+) -> int:
+    """Log in now for the token a command needs (an import token without one), so that
+    batch jobs and job array tasks that run it later need no one to type anything."""
+    from .login import tokens
+    from .status import when
+
+    found = _token_for(context, env, project, basic, list(args) or [tokens.IMPORT])
+    if found is None:
+        return EX_USAGE  # s3cmd has said what is wrong with the command line
+    token, token_type, pnum = found
+    renewable = (
+        f", renewed without a login until {when(token.refresh_expires)}"
+        if token.refresh_token and token.refresh_expires
+        else ""
+    )
+    context.message(
+        f"logged in: an {token_type} token for {broker.describe(env, pnum)}, valid until "
+        f"{when(token.expires)}{renewable}; every tsd-s3cmd run with this home uses it, "
+        "batch jobs and job array tasks too"
+    )
+    return 0
+
+
+def _token_for(
+    context: Environment,
+    env: ApiEnvironment,
+    project: str | None,
+    basic: bool,
+    line: Sequence[str],
+):  # type: ignore[no-untyped-def]
+    """The token the command ``line`` needs (the one a run of it would use), its type
+    and project; ``line`` may be a token type alone. A command that a run would stop for
+    listing without export rights is refused alike; None when s3cmd cannot read ``line``
+    (it has said why)."""
+    from .bridge import shim
+    from .login import token_choice, tokens
+
+    store = _store(context)
+    listing = None
+    if list(line) in ([tokens.IMPORT], [tokens.EXPORT]):
+        token_type = line[0]
+    else:
+        parsed = shim.parse(line, cache_dir=context.cache_home / "tsd-s3cmd")
+        if parsed is None:
+            return None
+        options, positional = parsed
+        token_type = token_choice.token_for(positional, getattr(options, "run_configure", False))
+        if token_type is None:
+            raise UsageError(f"'{line[0]}' sends no request to TSD, so it needs no token")
+        _check_export_only(positional, store, env, project)
+        listing = token_choice.listing(positional, options)
+    pnum = broker.resolve_project(store, env, project)
+    token = broker.HeaderSource(
+        broker.Broker(context, store, env, pnum, _prompter(context), basic=basic),
+        token_type,
+        listing,
+    ).token()
+    return token, token_type, pnum
 
 
 def _check_export_only(
@@ -352,8 +401,16 @@ def _run_s3cmd(
         pnum = known or broker.resolve_project(store, env, project)  # or says what is missing
         reads_stdin = args[:1] == ["put"] and "-" in args[1:-1]
         prompter = _prompter(context, stdin_is_data=reads_stdin)
+        import shlex
+
+        hint = shlex.join([
+            PROG, "--login", *(["--env", env.name] if env.name != DEFAULT else []),
+            "--project", pnum, *s3cmd_args,
+        ])  # fmt: skip
         return broker.HeaderSource(
-            broker.Broker(context, store, env, pnum, prompter, basic=basic), token_type, listing
+            broker.Broker(context, store, env, pnum, prompter, basic=basic, login_hint=hint),
+            token_type,
+            listing,
         )
 
     run = S3cmdRun(

@@ -63,7 +63,7 @@ def show_status(context: Environment, store: Store) -> int:
         out.write("Unfinished uploads:\n")
         for details in unfinished.values():
             out.write(
-                f"  {details.get('source')} -> {details.get('destination')}\n"
+                f"  {details.get('source')} -> {details.get('destination')}{_share(details)}\n"
                 f"    resume: {details.get('command')}\n"
             )
     _downloads(out, store)
@@ -86,11 +86,17 @@ def _downloads(out: TextIO, store: Store) -> None:
             shown = True
         have, size = there
         out.write(
-            f"  {details.get('source')} -> {details.get('destination')}\n"
+            f"  {details.get('source')} -> {details.get('destination')}{_share(details)}\n"
             f"    {_mib(have)} of {_mib(size)} there, in {partial}\n"
             f"    continue: {details.get('command')}\n"
             f"    give up: rm -f {shlex.join([partial, state_of(partial)])}\n"
         )
+
+
+def _share(details: dict) -> str:
+    """Which share of a job array (``--shard``) left it unfinished, if one did."""
+    shard = details.get("shard")
+    return f"  (share {shard})" if shard else ""
 
 
 def _mib(size: int) -> str:

@@ -27,6 +27,7 @@ TSD_OPTIONS = {
     "--parallel": True,
     "--shard": True,
     "--print-token-for": True,
+    "--login": False,
     "--status": False,
     "--logout": False,
     "--completion": True,

@@ -133,4 +133,4 @@ def test_status_and_logout(tsd: Tsd) -> None:
     assert "forgot 1 cached token" in out.stderr
     assert "s3import" not in tsd.ok("--status").stdout
     refused = tsd.run("ls", "s3://bucket-one")
-    assert refused.returncode == 64 and "no terminal" in refused.stderr
+    assert refused.returncode == 77 and "no terminal" in refused.stderr

@@ -153,6 +153,11 @@ def test_corrupt_credentials_say_register_again(tsd: Tsd) -> None:
 
 @pytest.mark.s3cmd
 def test_no_credentials_and_no_terminal_fails_at_once(tsd: Tsd, tmp_path: Path) -> None:
+    """With the command that logs in for it at a terminal, ready to paste."""
     tsd.register()
-    result = tsd.run("ls", timeout=20)
-    one_line(result, 64, "no terminal and nothing on stdin")
+    result = tsd.run("ls", "s3://some bucket", timeout=20)
+    one_line(result, 77, "no terminal to log in at",
+             "tsd-s3cmd --login --project p11 ls 's3://some bucket'")  # fmt: skip
+    login = tsd.ok("--login", "--project", "p11", "ls", "s3://some bucket", input=DEMO)
+    assert "logged in: an s3export token for p11 (prod)" in login.stderr
+    assert tsd.run("ls", "s3://some bucket").returncode != 77  # no login needed now

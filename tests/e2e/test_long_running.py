@@ -46,13 +46,15 @@ def bucket_and_file(tsd: Tsd, bucket: str, path: Path, size: int) -> Path:
     return path
 
 
-def start(tsd: Tsd, *args: str, cwd: Path | None = None) -> subprocess.Popen:
+def start(
+    tsd: Tsd, *args: str, cwd: Path | None = None, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen:
     return subprocess.Popen(
         [str(BIN / "tsd-s3cmd"), *args],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=tsd.env,
+        env={**tsd.env, **(extra_env or {})},
         cwd=cwd or tsd.home,
         start_new_session=True,
     )

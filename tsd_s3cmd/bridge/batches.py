@@ -13,12 +13,13 @@ decides stays its own (excludes and includes, ``--skip-existing``,
 ``fetch_local_list``/``fetch_remote_list`` build each range's lists from
 what their walk and ``bucket_list`` return: the hook points are those two
 (``FileLists._fswalk_no_symlinks``, ``_fswalk_follow_symlinks``,
-``S3.bucket_list``) and the keys this module gives the entries, which must
-be the keys s3cmd gives them (``local_key`` and ``remote_key`` follow its
-code; a test holds them to it).
+``S3.bucket_list``) and the keys the entries are given, which must be the
+keys s3cmd gives them (listings.py).
 
-What a range cannot see is handled here, so that the ranges together do
-what one run does:
+The first pass of a sync only learns its two listings (the first returns
+nothing, the second stops it), so that every range is cut from both. What
+a range cannot see is handled so that the ranges together do what one run
+does:
 
 - **Deletes when a range has no source file.** s3cmd refuses to delete
   anything when the source side holds no file at all ("cowardly refusing");
@@ -28,10 +29,10 @@ what one run does:
 - **Local directories a sync down would delete** (``--delete-removed``) go
   with the range where their contents have gone, since s3cmd removes a
   directory after what is in it; a directory that has objects under it on
-  the remote side is left out, as s3cmd keeps it (``arrange_directories``).
+  the remote side is left out, as s3cmd keeps it.
 - **One closing line**: s3cmd's "Done." line (and ``--stats``), and the
-  summary of a copy between buckets, once for the whole run with its totals;
-  the exit status the first that is not 0.
+  summary of a copy between buckets, once for the whole run with its totals
+  (report.py); the exit status the first that is not 0.
 
 A ``[3 of 1000]`` label counts within a range. Run unranged, as s3cmd runs
 them: ``--files-from``, ``--cache-file`` (s3cmd's own cache would be loaded
@@ -40,21 +41,20 @@ single file, stdin and stdout, several ``--add-destination``.
 
 A share of a job array (``--shard K/N``) is the same listings with only
 the keys of the share; a command run unranged keeps only the share's
-entries of s3cmd's lists.
+entries of s3cmd's lists. Either way it ends with a line that says what
+the share did (report.py).
 """
 
 from __future__ import annotations
 
-import bisect
 import logging
-import os
-import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, nullcontext
 
 from ..errors import ConfigError, UsageError
 from ..keyspace import order
-from ..keyspace.walk import Walk
+from . import listings
+from .report import Report
 from .script import COMMAND_HOOK, patched
 
 TYPE_CHECKING = False  # typing is not loaded at run time; see cli.py
@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ..keyspace.shards import Shard
+    from .listings import Entry, Listing
     from .md5_cache import Store
 
 VARIABLE = "TSD_S3CMD_BATCH"
@@ -79,12 +80,6 @@ LISTINGS = {
     "cmd_object_del": 1,
 }
 SHARDED = "sync, and put, get, cp, mv and del with --recursive"
-_DONE = re.compile(r"Done\. (Uploaded|Downloaded) \d+ bytes|Done\. Copied \d+ files")
-_SUMMARY = re.compile(
-    r"Summary: (\d+) source files to copy, (\d+) files at destination to delete"
-)
-_DRY_RUN = "Exiting now because of --dry-run"
-_NONPRINTABLE = re.compile("[\x00-\x1f\x7f]")  # what s3cmd writes as ^@ to ^_ and ^?
 
 
 def size_from(environ: dict[str, str] | Any) -> int:
@@ -101,62 +96,33 @@ class _Discovered(BaseException):
     """Every listing of a sync is known: the first pass, which only learns them, ends."""
 
 
-class _Listing:
-    """One of s3cmd's listing calls in a ranged run, and its entries in key order.
-
-    ``tops`` are the walked directories (local) or ``(bucket, prefix)`` pairs
-    (remote), one per source of the call; an entry's item is ``(which top,
-    what s3cmd's walk or bucket_list gives for it)``.
-    """
-
-    def __init__(
-        self,
-        kind: str,
-        call: tuple[Any, ...],
-        tops: list[Any],
-        listings: Callable[[], list[Iterable[tuple[str, Any]]]],
-        shard: Shard | None,
-        keeps_directories: bool = False,
-    ) -> None:
-        self.kind = kind
-        self.call = call
-        self.tops = tops
-        self._listings = listings
-        self.shard = shard
-        self.keeps_directories = keeps_directories  # a sync down's destination (see module doc)
-        self.stream = order.Stream(self.pairs(), f"the listing of {', '.join(map(str, tops))}")
-
-    def pairs(self, shard: bool = True) -> Iterator[tuple[str, Any]]:
-        """All entries, in key order (only the share's, unless ``shard`` is False)."""
-        pairs = order.merged(self._listings())
-        if shard and self.shard is not None:
-            contains = self.shard.contains
-            return (pair for pair in pairs if contains(pair[0]))
-        return pairs
-
-
 class _Run:
     """One ranged run of a command: its listings, and the range being worked on."""
 
     def __init__(self, expected: int, size: int) -> None:
         self.expected = expected
         self.size = size
-        self.listings: list[_Listing] = []
+        self.listings: list[Listing] = []
         self.discovering = expected > 1  # the first pass of a sync only learns its listings
         self.position = 0  # the next listing call of this pass
-        self.batch: list[list[tuple[str, Any]]] | None = None
+        self.batch: list[list[Entry]] | None = None
         self.end: str | None = None
         self.last = False
-        self.pending: list[tuple[str, Any]] = []  # local directories waiting for their contents
+        self.pending: list[Entry] = []  # a sync down's directories waiting for their contents
+        self.ranges = 0
+        self.has_source: bool | None = None
 
     def next_pass(self) -> None:
         self.position = 0
         self.batch = None
 
-    def cut(self) -> list[list[tuple[str, Any]]]:
+    def cut(self) -> list[list[Entry]]:
         batch = order.cut([listing.stream for listing in self.listings], self.size)
         self.batch, self.end = batch.entries, batch.end
         self.last = batch.end is None
+        self.ranges += 1
+        logging.debug("tsd-s3cmd: range %d, %d entries, up to %r", self.ranges, len(batch),
+                      self.end)  # fmt: skip
         for index, listing in enumerate(self.listings):
             if listing.keeps_directories:
                 others = [
@@ -164,59 +130,10 @@ class _Run:
                     for entries, other in zip(self.batch, self.listings)
                     if other is not listing
                 ]
-                self.batch[index] = arrange_directories(
+                self.batch[index] = listings.arrange_directories(
                     self.batch[index], others, self.end, self.pending
                 )
         return self.batch
-
-
-def arrange_directories(
-    entries: list[tuple[str, Any]],
-    others: Sequence[tuple[list[tuple[str, Any]], str | None]],
-    end: str | None,
-    pending: list[tuple[str, Any]],
-) -> list[tuple[str, Any]]:
-    """A sync down's local directory entries, placed where s3cmd's decision about them
-    is the decision of a whole run.
-
-    ``others``: the other side's entries in this range, and its first key
-    beyond it. A directory ``d/`` whose key the other side has too stays (the
-    two are compared); one under which the other side has keys is left out
-    (s3cmd keeps it, and it may be in another range than its objects); one
-    the other side has nothing of waits in ``pending`` for the range in which
-    its own contents end, so that a delete removes it after them.
-    """
-    kept = []
-    for key, item in entries:
-        if not key.endswith("/"):
-            kept.append((key, item))
-            continue
-        beyond = [_first_at_or_after(side, head, key) for side, head in others]
-        if key in beyond:
-            kept.append((key, item))
-        elif not any(k is not None and k.startswith(key) for k in beyond):
-            pending.append((key, item))
-    ended = [(key, item) for key, item in pending if end is None or not end.startswith(key)]
-    pending[:] = [entry for entry in pending if entry not in ended]
-    return kept + ended
-
-
-def _first_at_or_after(entries: list[tuple[str, Any]], head: str | None, key: str) -> str | None:
-    """The first key at or after ``key`` on a side: in this range, else its next range's."""
-    keys = [k for k, _ in entries]
-    at = bisect.bisect_left(keys, key)
-    return keys[at] if at < len(keys) else head
-
-
-class _Totals:
-    """What the ranges of a sync did, for its one closing line."""
-
-    def __init__(self) -> None:
-        self.done: str | None = None  # "Uploaded", "Downloaded" or "Copied"
-        self.stats: list[Any] = []  # s3cmd's StatsInfo of each range
-        self.summary = [0, 0]  # a copy between buckets: files to copy, files to delete
-        self.summaries = 0
-        self.dry_run = False
 
 
 class Batches:
@@ -229,17 +146,21 @@ class Batches:
         shard: Shard | None = None,
         md5_store: Store | None = None,
         on_range: Callable[[], None] | None = None,
+        say: Callable[[str], None] = print,
     ) -> None:
-        """``on_range`` is told when a range begins (the engine forgets the sizes
-        the last range's listing gave)."""
+        """``on_range`` is told when a range begins (the engine forgets the sizes the
+        last range's listing gave); ``say`` prints a share's closing line."""
         self.namespace = namespace
         self.size = size
         self.shard = shard
         self.md5_store = md5_store
         self.on_range = on_range
+        self.say = say
         self.originals: dict[str, Any] = {}
         self._run: _Run | None = None
-        self._serving: tuple[_Listing, list[tuple[str, Any]]] | None = None
+        self._report: Report | None = None
+        self._calls = 0  # listing calls of an unranged command
+        self._serving: tuple[Listing, list[Entry]] | None = None
 
     @contextmanager
     def installed(self) -> Iterator[None]:
@@ -273,9 +194,18 @@ class Batches:
             expected is None or (name != "cmd_sync" and not config.recursive)
         ):
             raise UsageError(f"--shard applies to {SHARDED}, not to '{_command_word(name)}'")
-        if expected is None or self._unranged(name, args, config):
-            return self._whole(function, args)
-        return self._ranged(function, args, expected, config)
+        ranged = expected is not None and not self._unranged(name, args, config)
+        if ranged or self.shard is not None:
+            self._report = Report(self.namespace, ranged, self.shard, self.say)
+        try:
+            with self._report.watching() if self._report is not None else nullcontext():
+                if not ranged:
+                    self._complete_listing(False)  # until its local listing has returned
+                    return function(args)
+                assert expected is not None
+                return self._ranged(function, args, expected, config)
+        finally:
+            self._report = None
 
     def _unranged(self, name: str, args: list[str], config: Any) -> bool:
         """Whether the command runs as s3cmd runs it, its lists whole (module docstring)."""
@@ -294,59 +224,53 @@ class Batches:
             return not all(uri.isdir() for uri in uris if uri.type == "file")  # the sources
         return False
 
-    def _whole(self, function: Callable[[list[str]], int], args: list[str]) -> int:
-        self._complete_listing(True)
-        return function(args)
-
     def _ranged(
         self, function: Callable[[list[str]], int], args: list[str], expected: int, config: Any
     ) -> int:
         run = _Run(expected, self.size)
-        totals = _Totals()
         forced = config.force
         nothing = self.namespace["ParameterError"]
         status = None
         self._run = run
         self._complete_listing(False)
         try:
-            with self._closing_lines(totals):
-                while True:
-                    run.next_pass()
-                    if not run.discovering and self.on_range is not None:
-                        self.on_range()
-                    if self._source_side_counts(function, config, forced):
-                        config.force = True
-                    try:
-                        result = function(list(args))
-                    except _Discovered:
-                        run.discovering = False
-                        continue
-                    except nothing as err:
-                        # put: a range whose files are all excluded (its dry run's
-                        # "exclude:" lines are not printed); the run as a whole has files,
-                        # or more ranges to look at.
-                        if str(err) != "Nothing to upload." or (run.last and status is None):
-                            raise
-                        result = 0
-                    finally:
-                        config.force = forced
-                    if run.discovering:
-                        raise ConfigError(
-                            "the installed s3cmd's sync lists otherwise than tsd-s3cmd "
-                            "expects; install a tested release"
-                        )
-                    code = 1 if result is None else int(result)  # as s3cmd's main says
-                    if run.batch is None:
-                        return code  # it listed no tree (del without excludes streams)
-                    status = status or code
-                    if run.last or (status and config.stop_on_error):
-                        break
+            while True:
+                run.next_pass()
+                if not run.discovering and self.on_range is not None:
+                    self.on_range()
+                if self._deletes_without_source(function, config, forced):
+                    config.force = True
+                try:
+                    result = function(list(args))
+                except _Discovered:
+                    run.discovering = False
+                    continue
+                except nothing as err:
+                    # put: a range whose files are all excluded (its dry run's "exclude:"
+                    # lines are not printed); the run as a whole has files, or more
+                    # ranges to look at.
+                    if str(err) != "Nothing to upload." or (run.last and status is None):
+                        raise
+                    result = 0
+                finally:
+                    config.force = forced
+                if run.discovering:
+                    raise ConfigError(
+                        "the installed s3cmd's sync lists otherwise than tsd-s3cmd expects; "
+                        "install a tested release"
+                    )
+                code = 1 if result is None else int(result)  # as s3cmd's main says
+                if run.batch is None:
+                    return code  # it listed no tree (del without excludes streams)
+                status = status or code
+                if run.last or (status and config.stop_on_error):
+                    break
             self._complete_listing(run.last)
             return status or 0
         finally:
             self._run = None
 
-    def _source_side_counts(
+    def _deletes_without_source(
         self, function: Callable[..., Any], config: Any, forced: bool
     ) -> bool:
         """Whether this range of a sync must delete although it may hold no source file
@@ -361,28 +285,9 @@ class Batches:
             or forced
         ):
             return False
-        if not hasattr(run, "has_source"):
-            run.has_source = self._has_source(run.listings[0])  # type: ignore[attr-defined]
-        return bool(run.has_source)  # type: ignore[attr-defined]
-
-    def _has_source(self, listing: _Listing) -> bool:
-        """Whether a sync's source side has a file s3cmd would count, in the whole run
-        (every share's: a share without one still deletes when the run has one)."""
-        from S3 import FileLists
-        from S3.FileDict import FileDict
-
-        for key, (_, found) in listing.pairs(shard=False):
-            one = FileDict(ignore_case=False)
-            one[key] = {}
-            kept, _ = FileLists.filter_exclude_include(one)
-            if not kept:
-                continue
-            if listing.kind == "remote":
-                return True
-            root, name, is_dir = found
-            if not is_dir and _counted_file(os.path.join(root, name)):
-                return True
-        return False
+        if run.has_source is None:
+            run.has_source = listings.has_source(run.listings[0])
+        return run.has_source
 
     def _complete_listing(self, complete: bool) -> None:
         if self.md5_store is not None:
@@ -397,27 +302,39 @@ class Batches:
         def fetch(*args: Any, **kwargs: Any) -> Any:
             run = self._run
             if run is None:
-                return self._only_the_share(kind, original(*args, **kwargs))
+                listed = self._only_the_share(original(*args, **kwargs))
+                if kind == "local":
+                    self._complete_listing(True)  # it has seen every file
+                self._calls += 1
+                self._count_source(self._calls == 1, listed)
+                return listed
             index = run.position
             run.position += 1
             listing = self._listing(run, index, kind, args, kwargs)
             if run.discovering:
                 if len(run.listings) == run.expected:
                     raise _Discovered
-                entries: list[tuple[str, Any]] = []
+                entries: list[Entry] = []
             else:
                 entries = (run.batch if run.batch is not None else run.cut())[index]
             self._serving = (listing, entries)
             try:
-                return original(*args, **kwargs)
+                listed = original(*args, **kwargs)
             finally:
                 self._serving = None
+            self._count_source(index == 0 and not run.discovering, listed)
+            return listed
 
         return fetch
 
+    def _count_source(self, source: bool, listed: Any) -> None:
+        """The source side's files, for a share's tally (the first listing of a command)."""
+        if source and self._report is not None:
+            self._report.files += len(listed[0])
+
     def _listing(
         self, run: _Run, index: int, kind: str, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> _Listing:
+    ) -> Listing:
         """The listing of this call: made at its first call, the same at every pass."""
         call = (kind, repr(args), repr(sorted(kwargs.items())))
         if index < len(run.listings):
@@ -430,62 +347,10 @@ class Batches:
             return listing
         if index >= run.expected:
             raise ConfigError("the installed s3cmd lists a tree more often than expected")
-        make = self._local if kind == "local" else self._remote
-        made = make(call, *args, **kwargs)
+        make = listings.local if kind == "local" else listings.remote
+        made = make(call, self.shard, *args, **kwargs)
         run.listings.append(made)
         return made
-
-    def _local(
-        self,
-        call: tuple[Any, ...],
-        args: Any,
-        is_src: bool = False,
-        recursive: Any = None,
-        with_dirs: bool = False,
-        **_: Any,
-    ) -> _Listing:
-        from S3 import FileLists
-        from S3.Config import Config
-        from S3.S3Uri import S3Uri
-        from S3.Utils import deunicodise, unicodise
-
-        config = Config()
-        sources = [S3Uri(arg) for arg in _as_list(args)]
-        tops = [uri.path() for uri in sources]
-        walks = [
-            Walk(
-                key_of=_local_key(uri.path(), uri.basename(), config.urlencoding_mode),
-                decode=unicodise,
-                encode=deunicodise,
-                prune=FileLists.handle_exclude_include_walk_dir,
-                follow_symlinks=bool(config.follow_symlinks),
-                with_dirs=bool(with_dirs),
-                warn=logging.warning,
-            )
-            for uri in sources
-        ]
-        return _Listing(
-            "local",
-            call,
-            tops,
-            lambda: [walk(top) for walk, top in zip(walks, tops)],
-            self.shard,
-            keeps_directories=bool(with_dirs) and not is_src,
-        )
-
-    def _remote(self, call: tuple[Any, ...], args: Any, **_: Any) -> _Listing:
-        from S3.Config import Config
-        from S3.S3 import S3
-        from S3.S3Uri import S3Uri
-
-        uris = [S3Uri(arg) for arg in _as_list(args)]
-        tops = [(uri.bucket(), uri.object()) for uri in uris]
-
-        def listings() -> list[Iterable[tuple[str, Any]]]:
-            s3 = S3(Config())
-            return [_remote_pairs(s3, bucket, prefix) for bucket, prefix in tops]
-
-        return _Listing("remote", call, tops, listings, self.shard)
 
     def _walk(self, name: str) -> Callable[[str], Iterator[tuple[str, list[str], list[str]]]]:
         original = self.originals[name]
@@ -496,7 +361,7 @@ class Batches:
                 return original(path)
             listing, entries = serving
             which = listing.tops.index(path)
-            return _grouped(found for _, (top, found) in entries if top == which)
+            return listings.grouped(found for _, (top, found) in entries if top == which)
 
         return walk
 
@@ -518,7 +383,7 @@ class Batches:
 
         return bucket_list
 
-    def _only_the_share(self, kind: str, listed: Any) -> Any:
+    def _only_the_share(self, listed: Any) -> Any:
         """s3cmd's lists of an unranged run, with only the share's entries."""
         if self.shard is None:
             return listed
@@ -536,176 +401,9 @@ class Batches:
             found.by_md5 = {md5: key for md5, key in found.by_md5.items() if contains(key)}
         return tuple(listed)
 
-    # -- what s3cmd prints once a run ------------------------------------------------
-
-    @contextmanager
-    def _closing_lines(self, totals: _Totals) -> Iterator[None]:
-        """s3cmd's closing lines of each range held back, and printed once at the end."""
-        import time
-
-        namespace = self.namespace
-        output, stats_class = namespace["output"], namespace["StatsInfo"]
-        show = print  # s3cmd's print is the built-in one; it is shadowed in its namespace
-        started = time.time()
-
-        def held_output(message: str) -> None:
-            found = _DONE.match(message)
-            if found is None:
-                output(message)
-            else:
-                totals.done = found.group(1) or "Copied"
-
-        def held_print(*values: Any, **kwargs: Any) -> None:
-            found = _SUMMARY.match(str(values[0])) if len(values) == 1 else None
-            if found is None:
-                show(*values, **kwargs)
-                return
-            totals.summary[0] += int(found.group(1))
-            totals.summary[1] += int(found.group(2))
-            totals.summaries += 1
-
-        class Stats(stats_class):  # type: ignore[misc, valid-type]
-            def __init__(self) -> None:
-                super().__init__()
-                totals.stats.append(self)
-
-        class HoldBack(logging.Filter):
-            def filter(self, record: logging.LogRecord) -> bool:
-                message = record.getMessage()
-                if message == _DRY_RUN:
-                    totals.dry_run = True
-                    return False
-                if record.levelno == logging.INFO and _DONE.match(message):
-                    totals.done = totals.done or _DONE.match(message).group(1) or "Copied"  # type: ignore[union-attr]
-                    return False
-                return True
-
-        hold_back = HoldBack()
-        root = logging.getLogger()
-        root.addFilter(hold_back)
-        namespace["output"], namespace["print"], namespace["StatsInfo"] = (
-            held_output, held_print, Stats,
-        )  # fmt: skip
-        try:
-            yield
-        finally:
-            namespace["output"], namespace["StatsInfo"] = output, stats_class
-            del namespace["print"]
-            root.removeFilter(hold_back)
-        if totals.summaries:
-            copy, delete = totals.summary
-            show(f"Summary: {copy} source files to copy, {delete} files at destination to delete")
-        if totals.done is not None:
-            self._done_line(totals, time.time() - started, stats_class, output)
-        if totals.dry_run:
-            logging.warning(_DRY_RUN)
-
-    def _done_line(
-        self, totals: _Totals, elapsed: float, stats_class: Any, output: Callable[[str], None]
-    ) -> None:
-        """s3cmd's "Done." line of a sync (and its --stats), with the whole run's totals."""
-        from S3.Config import Config
-
-        whole = stats_class()
-        for name in vars(whole):
-            values = [getattr(s, name) for s in totals.stats if getattr(s, name) is not None]
-            setattr(whole, name, sum(values) if values else None)
-        elapsed = max(1.0, elapsed)
-        moved = whole.size_transferred or 0
-        if totals.done == "Copied":
-            files = whole.files_copied or 0
-            rate = files / elapsed
-            line = f"Done. Copied {files} files in {elapsed:0.1f} seconds, {rate:0.2f} files/s."
-            worth = files > 0
-        else:
-            speed = self.namespace["formatSize"](
-                moved / elapsed, human_readable=True, floating_point=True
-            )
-            line = (
-                f"Done. {totals.done} {moved} bytes in {elapsed:0.1f} seconds, "
-                f"{speed[0]:0.2f} {speed[1]}B/s."
-            )
-            copied = (whole.size_copied or 0) if totals.done == "Uploaded" else 0
-            worth = moved + copied > 0
-        if Config().stats:
-            output(line + whole.format_output())
-        elif worth:
-            output(line)
-        else:
-            logging.info(line)
-
-
-def _as_list(args: Any) -> list[str]:
-    return list(args) if isinstance(args, (list, tuple, set)) else [args]
-
 
 def _command_word(function_name: str) -> str:
     return function_name.replace("cmd_object_", "").replace("cmd_", "")
-
-
-def _counted_file(path: str) -> bool:
-    """Whether s3cmd's local listing keeps ``path`` as a file (a regular file; a
-    symbolic link only with --follow-symlinks)."""
-    from S3.Config import Config
-    from S3.Utils import deunicodise
-
-    raw = deunicodise(path)
-    return os.path.isfile(raw) and (bool(Config().follow_symlinks) or not os.path.islink(raw))
-
-
-def _local_key(
-    local_path: str, local_base: str, urlencoding_mode: str
-) -> Callable[[str, str], str]:
-    """The key s3cmd's ``_get_filelist_local`` gives the file ``name`` in directory ``root``
-    of a source whose path is ``local_path`` (what it walks) and name ``local_base``."""
-    from S3 import BaseUtils
-
-    replace = urlencoding_mode == "normal"
-
-    def key_of(root: str, name: str) -> str:
-        relative = os.path.join(root.replace(local_path, local_base, 1), name)
-        if os.path.sep != "/":
-            relative = "/".join(relative.split(os.path.sep))
-        if replace and _NONPRINTABLE.search(relative):
-            relative = BaseUtils.base_replace_nonprintables(relative, False)
-        if relative.startswith("./"):
-            relative = relative[2:]
-        return relative
-
-    return key_of
-
-
-def remote_key(prefix: str, object_key: str) -> str:
-    """The key s3cmd's ``_get_filelist_remote`` gives an object listed under ``prefix``:
-    relative to the prefix up to its last ``/``."""
-    base = prefix if not prefix or prefix.endswith("/") else prefix[: prefix.rfind("/") + 1]
-    return object_key[len(base) :]
-
-
-def _remote_pairs(s3: Any, bucket: str, prefix: str) -> Iterator[tuple[str, Any]]:
-    """A bucket's objects under ``prefix``, in key order, a page at a time; s3cmd's rule
-    that an object named exactly as the prefix is the only one is kept."""
-    for _, _, objects in s3.bucket_list_streaming(bucket, prefix=prefix, recursive=True):
-        for item in objects:
-            key = item["Key"]
-            yield remote_key(prefix, key), item
-            if key == prefix and prefix and not prefix.endswith("/"):
-                return
-
-
-def _grouped(found: Iterable[tuple[str, str, bool]]) -> Iterator[tuple[str, list[str], list[str]]]:
-    """Entries as s3cmd's walk gives them: ``(directory, subdirectories, files)``."""
-    root: str | None = None
-    dirs: list[str] = []
-    files: list[str] = []
-    for where, name, is_dir in found:
-        if where != root:
-            if root is not None:
-                yield root, dirs, files
-            root, dirs, files = where, [], []
-        (dirs if is_dir else files).append(name)
-    if root is not None:
-        yield root, dirs, files
 
 
 def incompatibility() -> str | None:

@@ -39,6 +39,8 @@ LOCAL_FILE_OPTIONS = frozenset(
         "ssl_client_key_file",
     }
 )
+# tsd-s3cmd's option that names a share of a job array.
+SHARD = "--shard"
 # A URI's scheme as s3cmd's S3Uri reads it; of them only file:// is a local path.
 _SCHEME = re.compile(r"\w+://")
 
@@ -67,8 +69,38 @@ class Command:
         named = [self.words[i] for i in self.positional]
         if named[:1] == ["put"] and len(named) == 3 and _same(named[1], source):
             return shlex.join([PROG, "--upload-id", upload_id, *self.words])
-        options = [w for i, w in enumerate(self.words) if i not in set(self.positional)]
+        options = _without_shard(
+            [w for i, w in enumerate(self.words) if i not in set(self.positional)]
+        )
         return shlex.join([PROG, *options, "--upload-id", upload_id, "put", source, destination])
+
+
+def _without_shard(options: list[str]) -> list[str]:
+    """The options but ``--shard``: a share is a share of a tree, and one file's put has
+    none (tsd-s3cmd refuses --shard for it)."""
+    kept: list[str] = []
+    skip = False
+    for word in options:
+        if skip:
+            skip = False
+        elif word == SHARD:
+            skip = True
+        elif not word.startswith(SHARD + "="):
+            kept.append(word)
+    return kept
+
+
+def with_shard(argv: Sequence[str], positions: Sequence[int], shard: str) -> list[str]:
+    """``argv`` with its ``--shard`` given as ``shard`` (K/N): ``--shard slurm`` means
+    nothing at a terminal, where a printed command is run again."""
+    words = list(argv)
+    ours = [i for i in range(len(words)) if i not in set(positions)]
+    for i in ours:
+        if words[i] == SHARD and i + 1 < len(words):
+            words[i + 1] = shard
+        elif words[i].startswith(SHARD + "="):
+            words[i] = f"{SHARD}={shard}"
+    return words
 
 
 def _same(named: str, source: str) -> bool:

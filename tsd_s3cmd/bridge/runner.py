@@ -168,6 +168,9 @@ class S3cmdRun:
             raise TsdError("s3cmd sent a request that tsd-s3cmd did not expect; please report it")
         return self._source.headers()
 
+    def report(self, line: str) -> None:
+        self.context.message(line)
+
     def upload_started(self, upload_id: str, destination: str, source: str) -> None:
         self.unfinished[upload_id] = (source, destination)
         if self.store is not None:
@@ -178,6 +181,7 @@ class S3cmdRun:
                     "destination": destination,
                     "command": self._resume_command(upload_id, source, destination),
                     "started": self.context.clock(),
+                    "shard": str(self.shard) if self.shard else None,
                 },
             )
 
@@ -198,6 +202,7 @@ class S3cmdRun:
                     "size": size,
                     "command": self._read_command().again(),
                     "started": self.context.clock(),
+                    "shard": str(self.shard) if self.shard else None,
                 },
             )
 
@@ -228,7 +233,10 @@ class S3cmdRun:
         """The command line with its local paths absolute (read once, the first time needed)."""
         if self._command is None:
             assert self._parser is not None  # a transfer starts after s3cmd has parsed
-            self._command = resume.read(self.argv, self.positions, self._parser, _cwd())
+            argv = self.argv
+            if self.shard is not None:
+                argv = resume.with_shard(argv, self.positions, str(self.shard))
+            self._command = resume.read(argv, self.positions, self._parser, _cwd())
         return self._command
 
     def _resume_command(self, upload_id: str, source: str, destination: str) -> str:

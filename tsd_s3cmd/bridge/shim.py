@@ -62,7 +62,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import EX_BREAK, ConfigError
+from ..errors import EX_BREAK, ConfigError, TsdError
 from ..login import tokens
 from . import md5_cache, md5_reads, multipart, script
 from .script import patched
@@ -93,6 +93,9 @@ if TYPE_CHECKING:
             """Extra headers for the request about to be signed."""
 
         def upload_started(self, upload_id: str, destination: str, source: str) -> None: ...
+
+        def report(self, line: str) -> None:
+            """Say something of the run as a whole (a share's closing line)."""
 
         def upload_finished(self, upload_id: str) -> None: ...
 
@@ -433,7 +436,16 @@ def _batches_installed(
     from .batches import Batches
 
     on_range = engine.sizes.clear if engine is not None else None
-    with Batches(namespace, hooks.batch_size, hooks.shard, store, on_range).installed():
+    batches = Batches(namespace, hooks.batch_size, hooks.shard, store, on_range, hooks.report)
+
+    def command(function: Callable[[list[str]], int], args: list[str]) -> int:
+        try:
+            return batches.command(function, args)
+        except TsdError as err:  # past s3cmd's main, which would print a bug report
+            raise _Abort(err) from err
+
+    with batches.installed():
+        namespace[script.COMMAND_HOOK] = command
         yield
 
 

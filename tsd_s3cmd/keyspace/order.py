@@ -21,6 +21,8 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Iterator, Sequence
 
+from ..errors import EX_SOFTWARE, TsdError
+
 TYPE_CHECKING = False  # typing is not loaded at run time; see cli.py
 if TYPE_CHECKING:
     from typing import Any
@@ -28,8 +30,10 @@ if TYPE_CHECKING:
 _END = object()
 
 
-class OutOfOrder(RuntimeError):
+class OutOfOrder(TsdError):
     """A listing gave a key before one it had given already."""
+
+    exit_code = EX_SOFTWARE
 
 
 class Stream:
@@ -55,7 +59,10 @@ class Stream:
             return
         key = pair[0]
         if self._last is not None and key < self._last:
-            raise OutOfOrder(f"{self.name} gave {key!r} after {self._last!r}")
+            raise OutOfOrder(
+                f"{self.name} gave {key!r} after {self._last!r}, out of S3's order; stopped "
+                "rather than compare it with what it did not see (please report it)"
+            )
         self._last = self.head = key
 
     def take(self) -> tuple[str, Any]:

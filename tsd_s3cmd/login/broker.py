@@ -160,8 +160,11 @@ class Broker:
         pnum: str,
         prompter: Callable[[], Prompter],
         basic: bool = False,
+        login_hint: str | None = None,
     ) -> None:
-        """``prompter`` is called only when someone must be asked for credentials."""
+        """``prompter`` is called only when someone must be asked for credentials;
+        ``login_hint``, the command that logs in for this one at a terminal, is what a
+        run with no one to ask (a batch job, a task of a job array) tells the user."""
         self.context = context
         self.store = store
         self.env = env
@@ -169,6 +172,7 @@ class Broker:
         self._make_prompter = prompter
         self._prompter: Prompter | None = None
         self.basic = basic
+        self.login_hint = login_hint
         self._api: AuthApi | None = None
 
     @property
@@ -231,14 +235,27 @@ class Broker:
             raise TokenUnavailable(
                 f"the {token_type} token for {describe(self.env, self.pnum)} ran out and {why}"
             )
-        return self._login(token_type, registration)
+        return self._login(token_type, registration, why)
 
-    def _login(self, token_type: str, registration: Registration) -> CachedToken:
+    def _login(self, token_type: str, registration: Registration, why: str) -> CachedToken:
+        from .prompts import NothingToRead
+
         attempts = LOGIN_ATTEMPTS_AT_TERMINAL if self.prompter.interactive else 1
         for attempt in range(1, attempts + 1):
-            credentials = self.prompter.credentials(
-                f"{describe(self.env, self.pnum)} for an {token_type} token", registration.user
-            )
+            try:
+                credentials = self.prompter.credentials(
+                    f"{describe(self.env, self.pnum)} for an {token_type} token",
+                    registration.user,
+                )
+            except NothingToRead:
+                if self.login_hint is None:
+                    raise
+                raise TokenUnavailable(
+                    f"this run needs an {token_type} token for {describe(self.env, self.pnum)} "
+                    f"and {why}, and it has no terminal to log in at; log in once at a "
+                    f"terminal (every job and job array task with this home then shares "
+                    f"that login): {self.login_hint}"
+                ) from None
             try:
                 answer = self.api.login(registration.api_key, token_type, credentials)
             except ApiError as err:

@@ -1,4 +1,4 @@
-"""The keys a ranged run gives a tree's entries are s3cmd's keys, and its checks hold."""
+"""A ranged run's listings give a tree's entries s3cmd's keys, and its checks hold."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from S3 import FileLists
 from S3.Config import Config
 
-from tsd_s3cmd.bridge import batches, script, shim
+from tsd_s3cmd.bridge import listings, script, shim
 from tsd_s3cmd.errors import ConfigError
 
 # Every test here runs s3cmd's code and covers what differs between its releases.
@@ -43,16 +43,16 @@ def test_the_walk_gives_the_keys_s3cmd_gives_in_key_order(
     monkeypatch.setattr(cfg, "cache_file", "")
     monkeypatch.setattr(cfg, "sync_checks", [])  # no MD5s: the keys are what counts
     theirs = FileLists.fetch_local_list([source], is_src=True, recursive=True)[0]
-    listing = batches.Batches({}, 10)._local(("call",), [source], is_src=True)
+    listing = listings.local(("call",), None, [source], is_src=True)
     ours = [key for key, _ in listing.pairs()]
     assert ours == sorted(theirs)  # the same keys, in S3's order
     assert any("^J" in key for key in ours)
 
 
 def test_a_remote_key_is_s3cmds() -> None:
-    assert batches.remote_key("dir/", "dir/a/b") == "a/b"
-    assert batches.remote_key("dir/sub", "dir/sub/a") == "sub/a"  # as s3cmd: from the last /
-    assert batches.remote_key("", "a/b") == "a/b"
+    assert listings.remote_key("dir/", "dir/a/b") == "a/b"
+    assert listings.remote_key("dir/sub", "dir/sub/a") == "sub/a"  # as s3cmd: from the last /
+    assert listings.remote_key("", "a/b") == "a/b"
 
 
 def test_the_command_call_of_s3cmds_main_is_hooked() -> None:
@@ -103,7 +103,7 @@ def test_a_sync_downs_directories_go_where_s3cmds_decision_is_the_whole_runs(
 ) -> None:
     """``beyond``: the other side's first key after this range."""
     pending: list = []
-    arranged = batches.arrange_directories(
+    arranged = listings.arrange_directories(
         [(k, None) for k in ours], [([(k, None) for k in theirs], beyond)], end, pending
     )
     assert [k for k, _ in arranged] == kept

@@ -34,6 +34,12 @@ everything belongs to s3cmd):
                          print the token 'CMD ARGS' needs, the one a run
                          of it would use (log in if necessary); refused
                          as a run would be (see 6)
+  --login [CMD ARGS]     log in now for the token 'CMD ARGS' needs (an
+                         import token without them), so that batch jobs
+                         and job arrays run without anyone to ask (see 10)
+  --shard K/N            move only share K (0 to N-1) of a tree's files;
+                         --shard slurm takes K and N from a Slurm job
+                         array's task (see 10)
   --status               per project: registration, s3cmd config, cached
                          tokens; and unfinished uploads and downloads
   --logout               forget cached tokens (all, or of --env/--project)
@@ -180,13 +186,53 @@ Getting started
    trusted while a file's size, mtime and inode stay the same.
    TSD_S3CMD_MD5_CACHE=0 turns that off.
 
-10. All of s3cmd's commands that talk to S3 work (cp, mv, del, rb, info,
+   Trees of any size. sync, and put, get, cp, mv and del with --recursive,
+   work through a tree's names in order, about a thousand files at a time,
+   so that memory stays the same for a million files as for a thousand
+   (plain s3cmd holds both sides' lists whole). What is sent, skipped and
+   deleted is decided as s3cmd decides it; only the '[3 of 1000]' at the
+   end of a file's line counts within each thousand.
+
+10. One sync over the nodes of a Slurm job array. Each task moves its own
+    share of the files (chosen by their path, the same on every machine),
+    and all tasks use the login you make at the terminal first:
+
+        tsd-s3cmd --login sync /cluster/data/run42/ s3://mybucket/run42/
+        sbatch sync-run42.sh
+
+    where sync-run42.sh is
+
+        #!/bin/bash
+        #SBATCH --array=0-3 --time=04:00:00 --mem=2G
+        #SBATCH --output=sync-run42-%a.out
+        tsd-s3cmd --shard slurm sync /cluster/data/run42/ s3://mybucket/run42/
+
+    The tasks share your home directory's tokens, and when they near
+    expiry one task renews them for all. A task that finds no usable token
+    does not wait for a password: it fails at once and prints the --login
+    command to run. Each task ends with one line, for example
+
+        tsd-s3cmd: share 1/4: 1012 files, 1012 moved, 0 skipped, 0 failed
+
+    so the job's output files show whether every share finished. To run
+    again only shares 1 and 3, name them: tsd-s3cmd --shard 1/4 sync ...
+    at the terminal, or as an array whose task numbers are the shares
+
+        sbatch --array=1,3 --output=sync-run42-%a.out \
+          --wrap='tsd-s3cmd --shard $SLURM_ARRAY_TASK_ID/4 sync /cluster/data/run42/ s3://mybucket/run42/'
+
+    (--shard slurm counts an array's tasks, and refuses one like 1,3 whose
+    tasks are not evenly spaced.) With --delete-removed each share deletes
+    only what is its own. 'tsd-s3cmd --status' lists unfinished uploads and
+    downloads with their share.
+
+11. All of s3cmd's commands that talk to S3 work (cp, mv, del, rb, info,
     du, la, multipart, listmp, abortmp, 'put -' from stdin, ...). Two kinds
     cannot work with TSD and are refused with the reason: signurl (a
     presigned URL cannot carry TSD's token header) and the CloudFront
     commands (cf...: CloudFront is Amazon's, not TSD's).
 
-11. Tab completion of options, commands, environments, your projects and
+12. Tab completion of options, commands, environments, your projects and
     file names, for bash (zsh and fish alike):
 
         tsd-s3cmd --completion bash > ~/.local/share/bash-completion/completions/tsd-s3cmd
@@ -194,7 +240,7 @@ Getting started
     It runs offline and never asks for anything; make it again after
     upgrading s3cmd, whose commands and options it holds.
 
-12. s3cmd's own commands and options:
+13. s3cmd's own commands and options:
 
         tsd-s3cmd --s3cmd-help
 

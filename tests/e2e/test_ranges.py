@@ -8,6 +8,7 @@ benchmark's to measure (benchmarks/), not a test's.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 from pathlib import Path
@@ -18,6 +19,7 @@ from ..conftest import BIN
 from .conftest import Tsd
 from .test_long_running import start, wait_for
 from .test_many_files import lines, log_in, loggedin, requests_since, tree_of
+from .test_setup import converse
 
 __all__ = ["loggedin"]  # a fixture of the tests here too
 
@@ -173,18 +175,26 @@ def test_del_with_an_exclude_in_ranges_deletes_what_it_would_at_once(  # type: i
 
 
 @pytest.mark.slow
-def test_parallel_1_in_ranges_moves_one_file_at_a_time_in_key_order(  # type: ignore[no-untyped-def]
-    loggedin, tmp_path: Path
-) -> None:
-    tsd = loggedin
-    files = make(tmp_path / "src")
+def test_parallel_1_in_ranges_sends_what_plain_s3cmd_sends(make_tsd, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """One request at a time, the files in s3cmd's order, and nothing more: the
+    listing, then each file; the ranges change only what is held in memory."""
+    tsd = log_in(make_tsd("--no-token-check"), "same")
+    make(tmp_path / "src")
+    s3cmd = [str(BIN / "s3cmd"), "-c", str(tsd.home / ".s3cfg")]
+
+    def sent(since: int, prefix: str) -> list[tuple[str, str, str]]:
+        return [(e["method"], e["path"].replace(prefix, "P/"), e["query"].replace(prefix[:-1], "P"))
+                for e in requests_since(tsd, since)]  # fmt: skip
+
     since = len(tsd.emulator.s3_log())
-    tsd.ok("--parallel", "1", "sync", f"{tmp_path / 'src'}/", "s3://tree/one/", extra_env=SMALL)
-    puts = [e for e in requests_since(tsd, since) if e["method"] == "PUT"]
-    assert [e["path"] for e in puts] == [f"/tree/one/{n}" for n in sorted(files)]
-    # One at a time: the emulator counts a request until its server has closed the answer,
-    # a moment after the client has read it and sent the next, so it may count two.
-    assert max(e["in_flight"] for e in puts) <= 2
+    subprocess.run([*s3cmd, "sync", f"{tmp_path / 'src'}/", "s3://same/plain/"],
+                   check=True, capture_output=True, env=tsd.env)  # fmt: skip
+    plain = sent(since, "plain/")
+    since = len(tsd.emulator.s3_log())
+    tsd.ok("--parallel", "1", "-d", "sync", f"{tmp_path / 'src'}/", "s3://same/ours/",
+           extra_env=SMALL)  # fmt: skip
+    assert sent(since, "ours/") == plain
+    assert len(plain) == 1 + len(NAMES)  # the listing, then one PUT a file
 
 
 @pytest.mark.slow
@@ -204,3 +214,18 @@ def test_files_that_appear_or_vanish_in_a_later_range_are_seen_as_the_walk_finds
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err.decode()
     assert stored(tsd, "tree", "live/") == sorted({*files, "z/new.txt"} - {"z.txt"})
+
+
+@pytest.mark.slow
+def test_at_a_terminal_the_live_line_counts_the_files_known_so_far(  # type: ignore[no-untyped-def]
+    loggedin, tmp_path: Path
+) -> None:
+    tsd = loggedin
+    files = make(tmp_path / "src")
+    tsd.emulator.settings(link_rate=200_000)
+    ranged = dataclasses.replace(tsd, env={**tsd.env, **SMALL})
+    code, screen = converse(ranged, ["sync", f"{tmp_path / 'src'}/", "s3://tree/shown/"], [])
+    assert code == 0, screen
+    shown = re.findall(r"\r\x1b\[K(\d+) of (\d+)(\+?) files, ", screen)
+    assert any(more for _, _, more in shown), screen  # more to come while ranges remain
+    assert shown[-1] == (str(len(files)), str(len(files)), ""), shown[-3:]

@@ -145,11 +145,12 @@ class Batches:
         size: int,
         shard: Shard | None = None,
         md5_store: Store | None = None,
-        on_range: Callable[[], None] | None = None,
+        on_range: Callable[[bool], None] | None = None,
         say: Callable[[str], None] = print,
     ) -> None:
-        """``on_range`` is told when a range begins (the engine forgets the sizes the
-        last range's listing gave); ``say`` prints a share's closing line."""
+        """``on_range(last)`` is told when a range has been cut (the engine forgets the
+        sizes the last range's listing gave, and says whether more files may follow);
+        ``say`` prints a share's closing line."""
         self.namespace = namespace
         self.size = size
         self.shard = shard
@@ -236,8 +237,6 @@ class Batches:
         try:
             while True:
                 run.next_pass()
-                if not run.discovering and self.on_range is not None:
-                    self.on_range()
                 if self._deletes_without_source(function, config, forced):
                     config.force = True
                 try:
@@ -316,7 +315,12 @@ class Batches:
                     raise _Discovered
                 entries: list[Entry] = []
             else:
-                entries = (run.batch if run.batch is not None else run.cut())[index]
+                if run.batch is None:
+                    run.cut()
+                    if self.on_range is not None:
+                        self.on_range(run.last)
+                assert run.batch is not None
+                entries = run.batch[index]
             self._serving = (listing, entries)
             try:
                 listed = original(*args, **kwargs)

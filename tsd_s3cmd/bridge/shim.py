@@ -435,7 +435,7 @@ def _batches_installed(
     are the ones s3cmd's script imports, wrapping the others."""
     from .batches import Batches
 
-    on_range = engine.sizes.clear if engine is not None else None
+    on_range = engine.next_range if engine is not None else None
     batches = Batches(namespace, hooks.batch_size, hooks.shard, store, on_range, hooks.report)
 
     def command(function: Callable[[list[str]], int], args: list[str]) -> int:

@@ -243,6 +243,7 @@ class Engine:
         self.scheduler: Scheduler | None = None
         self.ahead: Ahead | None = None
         self.sizes: dict[str, int] = {}  # what s3cmd's listings said each object's size is
+        self._more = False  # a ranged run has more ranges to come
         self.originals: dict[str, Any] = {}
         self._terminal: Any = None
         self.slow_downs = SlowDowns(lambda: self.scheduler)
@@ -285,6 +286,14 @@ class Engine:
             finally:
                 self._end()
 
+    def next_range(self, last: bool) -> None:
+        """A ranged run (batches.py) has listed its next range: the sizes of the last one
+        are not needed any more, and the live line says whether more may follow."""
+        self.sizes.clear()
+        self._more = not last
+        if self.scheduler is not None:
+            self.scheduler.progress.more = not last
+
     def stop(self) -> None:
         """Ctrl-C or a signal: every worker stops at its next step."""
         if self.scheduler is not None:
@@ -304,6 +313,7 @@ class Engine:
                 most=MOST_AT_ONCE if self.hooks.grows else None,
             )
             self.ahead = Ahead(self.scheduler, bool(config.stop_on_error))
+            self.scheduler.progress.more = self._more
             self._saved = {"limitrate": config.limitrate, "progress_meter": config.progress_meter}
             if config.progress_meter and self._terminal is not None:
                 self.scheduler.progress.show_on(self._terminal)

@@ -63,6 +63,7 @@ class Progress:
         self.files_done = 0
         self.total = 0
         self.moved = 0
+        self.more = False  # files not yet known may follow (a tree listed a range at a time)
         self._samples: list[tuple[float, int]] = []
 
     # -- counting ---------------------------------------------------------------
@@ -114,9 +115,10 @@ class Progress:
         first_time, first_moved = self._samples[0]
         elapsed = now - first_time
         rate = (self.moved - first_moved) / elapsed if elapsed > 0 else 0.0
+        more = "+" if self.more else ""  # "300 of 1000+ files": known so far, and more to come
         return (
-            f"{self.files_done} of {self.files} files, "
-            f"{_size(self.moved)} of {_size(self.total)}, {_size(rate)}/s"
+            f"{self.files_done} of {self.files}{more} files, "
+            f"{_size(self.moved)} of {_size(self.total)}{more}, {_size(rate)}/s"
         )
 
     def _draw(self, force: bool) -> None:

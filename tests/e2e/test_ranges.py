@@ -229,3 +229,31 @@ def test_at_a_terminal_the_live_line_counts_the_files_known_so_far(  # type: ign
     shown = re.findall(r"\r\x1b\[K(\d+) of (\d+)(\+?) files, ", screen)
     assert any(more for _, _, more in shown), screen  # more to come while ranges remain
     assert shown[-1] == (str(len(files)), str(len(files)), ""), shown[-3:]
+
+
+@pytest.mark.slow
+def test_the_subdirectories_of_a_bucket_are_listed_at_once(loggedin, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Over a slow link a listing page takes a while: the subdirectories' listings go
+    several at once, ahead of the run (and, with --parallel 1, as s3cmd's one listing)."""
+    tsd = loggedin
+    names = [f"d{d}/f{i:02d}.txt" for d in range(8) for i in range(30)]
+    for name in names:
+        tsd.emulator.place("p11", "export-bucket", f"t/{name}", name.encode())
+    tsd.emulator.settings(link_rate=20_000)  # a page of 30 keys: about half a second
+    since = len(tsd.emulator.s3_log())
+    tsd.ok("sync", "s3://export-bucket/t/", f"{tmp_path / 'at-once'}/", extra_env=SMALL)
+    listed = [e for e in requests_since(tsd, since)
+              if e["method"] == "GET" and "prefix=t%2Fd" in e["query"]]  # fmt: skip
+    assert len(listed) == 8
+    overlapping = max(sum(1 for o in listed if o["time"] < e["ended"] and e["time"] < o["ended"])
+                      for e in listed)  # fmt: skip
+    assert overlapping >= 3, listed
+    assert tree_of(tmp_path / "at-once") == {n: n.encode() for n in names}
+
+    since = len(tsd.emulator.s3_log())
+    tsd.emulator.settings(link_rate=0)
+    tsd.ok("--parallel", "1", "sync", "s3://export-bucket/t/", f"{tmp_path / 'one'}/")
+    queries = [e["query"] for e in requests_since(tsd, since) if e["method"] == "GET"
+               and "prefix=" in e["query"]]  # fmt: skip
+    assert queries == ["prefix=t%2F"]  # s3cmd's one listing, no delimiter
+    assert tree_of(tmp_path / "one") == tree_of(tmp_path / "at-once")

@@ -147,16 +147,19 @@ class Batches:
         md5_store: Store | None = None,
         on_range: Callable[[bool], None] | None = None,
         say: Callable[[str], None] = print,
+        ahead: int = 0,
     ) -> None:
         """``on_range(last)`` is told when a range has been cut (the engine forgets the
         sizes the last range's listing gave, and says whether more files may follow);
-        ``say`` prints a share's closing line."""
+        ``say`` prints a share's closing line; ``ahead``: subdirectories of a bucket
+        listed at once, ahead of the run (0: s3cmd's own requests, a page at a time)."""
         self.namespace = namespace
         self.size = size
         self.shard = shard
         self.md5_store = md5_store
         self.on_range = on_range
         self.say = say
+        self.ahead = ahead
         self.originals: dict[str, Any] = {}
         self._run: _Run | None = None
         self._report: Report | None = None
@@ -351,8 +354,10 @@ class Batches:
             return listing
         if index >= run.expected:
             raise ConfigError("the installed s3cmd lists a tree more often than expected")
-        make = listings.local if kind == "local" else listings.remote
-        made = make(call, self.shard, *args, **kwargs)
+        if kind == "local":
+            made = listings.local(call, self.shard, *args, **kwargs)
+        else:
+            made = listings.remote(call, self.shard, *args, ahead=self.ahead, **kwargs)
         run.listings.append(made)
         return made
 

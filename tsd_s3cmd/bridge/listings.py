@@ -17,6 +17,7 @@ sync down's local directories belong (``arrange_directories``).
 from __future__ import annotations
 
 import bisect
+import contextlib
 import logging
 import os
 import re
@@ -111,8 +112,14 @@ def local(
     )
 
 
-def remote(call: tuple[Any, ...], shard: Shard | None, args: Any, **_: Any) -> Listing:
-    """What ``fetch_remote_list(args, recursive=True, ...)`` lists: each prefix, paged."""
+def remote(
+    call: tuple[Any, ...], shard: Shard | None, args: Any, ahead: int = 0, **_: Any
+) -> Listing:
+    """What ``fetch_remote_list(args, recursive=True, ...)`` lists: each prefix, paged.
+
+    ``ahead``: how many of a prefix's subdirectories are listed at once, ahead of the
+    run (0: one page after the other, s3cmd's own requests).
+    """
     from S3.Config import Config
     from S3.S3 import S3
     from S3.S3Uri import S3Uri
@@ -121,6 +128,9 @@ def remote(call: tuple[Any, ...], shard: Shard | None, args: Any, **_: Any) -> L
     tops = [(uri.bucket(), uri.object()) for uri in uris]
 
     def listings() -> list[Iterable[Entry]]:
+        if ahead:
+            return [_split_pairs(lambda: S3(Config()), bucket, prefix, ahead)
+                    for bucket, prefix in tops]  # fmt: skip
         s3 = S3(Config())
         return [_remote_pairs(s3, bucket, prefix) for bucket, prefix in tops]
 
@@ -163,6 +173,130 @@ def _remote_pairs(s3: Any, bucket: str, prefix: str) -> Iterator[Entry]:
             yield remote_key(prefix, key), item
             if key == prefix and prefix and not prefix.endswith("/"):
                 return
+
+
+def _split_pairs(
+    make_s3: Callable[[], Any], bucket: str, prefix: str, ahead: int
+) -> Iterator[Entry]:
+    """What ``_remote_pairs`` gives, listed a subdirectory at a time and ``ahead`` of them
+    at once: the objects right under ``prefix`` and its subdirectories (S3's delimiter
+    listing, its pages read ahead), and each subdirectory's own listing started as it
+    comes in sight, in a thread of its own, a few pages ahead of the run. Over a long
+    link the run then waits for no page; every request holds a place in the command's
+    budget like any other. In key order: a subdirectory's keys all lie between its
+    neighbours'."""
+    from collections import deque
+
+    base = prefix if not prefix or prefix.endswith("/") else prefix[: prefix.rfind("/") + 1]
+
+    def top() -> Iterator[list[tuple[str, Any]]]:
+        params = {"delimiter": "/"}
+        for _, dirs, objects in make_s3().bucket_list_streaming(
+            bucket, prefix=prefix, recursive=True, uri_params=params
+        ):
+            yield sorted(
+                [(item["Key"], item) for item in objects]
+                + [(d["Prefix"], None) for d in dirs]
+            )
+
+    def under(sub: str) -> Iterator[list[tuple[str, Any]]]:
+        for _, _, objects in make_s3().bucket_list_streaming(bucket, prefix=sub, recursive=True):
+            yield [(item["Key"], item) for item in objects]
+
+    waiting: deque[tuple[str, Any]] = deque()  # in key order: objects, and listings started
+    running = 0
+    listed = _Ahead(top)
+    try:
+        for key, item in listed:
+            if key == prefix and prefix and item is not None and not prefix.endswith("/"):
+                yield remote_key(prefix, key), item  # as _remote_pairs: the only one
+                return
+            if item is None:  # a subdirectory: list it from now on
+                item = _Ahead(lambda sub=key: under(sub))
+                running += 1
+            waiting.append((key, item))
+            while waiting and (running > ahead or len(waiting) > _AHEAD_ENTRIES):
+                running -= isinstance(waiting[0][1], _Ahead)
+                yield from _pairs_of(base, prefix, waiting.popleft())
+        while waiting:
+            yield from _pairs_of(base, prefix, waiting.popleft())
+    finally:
+        listed.close()
+        for _, item in waiting:
+            if isinstance(item, _Ahead):
+                item.close()
+
+
+def _pairs_of(base: str, prefix: str, waiting: tuple[str, Any]) -> Iterator[Entry]:
+    key, item = waiting
+    if not isinstance(item, _Ahead):
+        yield key[len(base) :], item
+        return
+    with contextlib.closing(item):
+        for key, found in item:
+            yield key[len(base) :], found
+
+
+# Entries of the delimiter listing held ahead of the run at most, whatever they are.
+_AHEAD_ENTRIES = 2000
+
+
+class _Ahead:
+    """The items of the pages ``pages()`` yields, read in a thread of its own, a page
+    ahead of whoever iterates (and one more on its way); an error there is raised here."""
+
+    def __init__(self, pages: Callable[[], Iterator[list[Any]]]) -> None:
+        import queue
+        import threading
+
+        self._pages: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._read, args=(pages,), daemon=True,
+                                        name="tsd-s3cmd-listing")  # fmt: skip
+        self._thread.start()
+
+    def _read(self, pages: Callable[[], Iterator[list[Any]]]) -> None:
+        import queue
+
+        try:
+            for page in pages():
+                while not self._closed.is_set():
+                    try:
+                        self._pages.put(page, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if self._closed.is_set():
+                    return
+            outcome: Any = _END
+        except BaseException as err:  # raised where the items are wanted
+            outcome = err
+        while not self._closed.is_set():
+            try:
+                self._pages.put(outcome, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def __iter__(self) -> Iterator[Any]:
+        import queue
+
+        while True:
+            try:
+                page = self._pages.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if page is _END:
+                return
+            if isinstance(page, BaseException):
+                raise page
+            yield from page
+
+    def close(self) -> None:
+        self._closed.set()
+
+
+_END = object()
 
 
 def grouped(found: Iterable[tuple[str, str, bool]]) -> Iterator[tuple[str, list[str], list[str]]]:

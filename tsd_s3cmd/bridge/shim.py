@@ -106,6 +106,9 @@ if TYPE_CHECKING:
 
 
 TESTED_VERSIONS = "2.3 and 2.4"
+# Subdirectories of a bucket listed at once, ahead of a ranged run (listings.py), when
+# requests go several at once.
+LISTED_AHEAD = 4
 _HTTP_CALLS = frozenset({"request", "putrequest", "endheaders", "getresponse"})
 _STOPPING_SIGNALS = ("SIGTERM", "SIGHUP")
 
@@ -436,7 +439,10 @@ def _batches_installed(
     from .batches import Batches
 
     on_range = engine.next_range if engine is not None else None
-    batches = Batches(namespace, hooks.batch_size, hooks.shard, store, on_range, hooks.report)
+    batches = Batches(
+        namespace, hooks.batch_size, hooks.shard, store, on_range, hooks.report,
+        ahead=LISTED_AHEAD if engine is not None else 0,
+    )  # fmt: skip
 
     def command(function: Callable[[list[str]], int], args: list[str]) -> int:
         try:

@@ -117,8 +117,8 @@ def remote(
 ) -> Listing:
     """What ``fetch_remote_list(args, recursive=True, ...)`` lists: each prefix, paged.
 
-    ``ahead``: how many of a prefix's subdirectories are listed at once, ahead of the
-    run (0: one page after the other, s3cmd's own requests).
+    ``ahead``: how many parts of a prefix's key space are listed at once, ahead of
+    the run (0: one page after the other, s3cmd's own requests).
     """
     from S3.Config import Config
     from S3.S3 import S3
@@ -170,7 +170,7 @@ def _remote_pairs(s3: Any, bucket: str, prefix: str) -> Iterator[Entry]:
     for _, _, objects in s3.bucket_list_streaming(bucket, prefix=prefix, recursive=True):
         for item in objects:
             key = item["Key"]
-            yield remote_key(prefix, key), item
+            yield remote_key(prefix, key), _slim(item)
             if key == prefix and prefix and not prefix.endswith("/"):
                 return
 
@@ -178,67 +178,66 @@ def _remote_pairs(s3: Any, bucket: str, prefix: str) -> Iterator[Entry]:
 def _split_pairs(
     make_s3: Callable[[], Any], bucket: str, prefix: str, ahead: int
 ) -> Iterator[Entry]:
-    """What ``_remote_pairs`` gives, listed a subdirectory at a time and ``ahead`` of them
-    at once: the objects right under ``prefix`` and its subdirectories (S3's delimiter
-    listing, its pages read ahead), and each subdirectory's own listing started as it
-    comes in sight, in a thread of its own, a few pages ahead of the run. Over a long
-    link the run then waits for no page; every request holds a place in the command's
-    budget like any other. In key order: a subdirectory's keys all lie between its
-    neighbours'."""
+    """What ``_remote_pairs`` gives, listed in parts of the key space ``ahead`` at once.
+
+    One delimiter page names the prefix's subdirectories; up to ``PARTS`` of
+    them, evenly spaced, start the parts, and each part is listed as s3cmd
+    lists (pages of 1,000 keys, from a marker) until it reaches the next, in a
+    thread of its own, a page ahead of the run. So the requests are s3cmd's,
+    but a part more each, and over a long link the run does not wait for them
+    one after the other; every one holds a place in the command's budget.
+    """
     from collections import deque
 
-    base = prefix if not prefix or prefix.endswith("/") else prefix[: prefix.rfind("/") + 1]
-
-    def top() -> Iterator[list[tuple[str, Any]]]:
-        params = {"delimiter": "/"}
-        for _, dirs, objects in make_s3().bucket_list_streaming(
-            bucket, prefix=prefix, recursive=True, uri_params=params
-        ):
-            yield sorted(
-                [(item["Key"], item) for item in objects]
-                + [(d["Prefix"], None) for d in dirs]
-            )
-
-    def under(sub: str) -> Iterator[list[tuple[str, Any]]]:
-        for _, _, objects in make_s3().bucket_list_streaming(bucket, prefix=sub, recursive=True):
-            yield [(item["Key"], item) for item in objects]
-
-    waiting: deque[tuple[str, Any]] = deque()  # in key order: objects, and listings started
-    running = 0
-    listed = _Ahead(top)
-    try:
-        for key, item in listed:
-            if key == prefix and prefix and item is not None and not prefix.endswith("/"):
-                yield remote_key(prefix, key), item  # as _remote_pairs: the only one
-                return
-            if item is None:  # a subdirectory: list it from now on
-                item = _Ahead(lambda sub=key: under(sub))
-                running += 1
-            waiting.append((key, item))
-            while waiting and (running > ahead or len(waiting) > _AHEAD_ENTRIES):
-                running -= isinstance(waiting[0][1], _Ahead)
-                yield from _pairs_of(base, prefix, waiting.popleft())
-        while waiting:
-            yield from _pairs_of(base, prefix, waiting.popleft())
-    finally:
-        listed.close()
-        for _, item in waiting:
-            if isinstance(item, _Ahead):
-                item.close()
-
-
-def _pairs_of(base: str, prefix: str, waiting: tuple[str, Any]) -> Iterator[Entry]:
-    key, item = waiting
-    if not isinstance(item, _Ahead):
-        yield key[len(base) :], item
+    params = {"delimiter": "/"}
+    pages = make_s3().bucket_list_streaming(bucket, prefix=prefix, recursive=True,
+                                            uri_params=params)  # fmt: skip
+    _, dirs, objects = next(pages, (False, [], []))
+    pages.close()
+    if objects and prefix and objects[0]["Key"] == prefix and not prefix.endswith("/"):
+        yield remote_key(prefix, prefix), objects[0]  # as _remote_pairs: the only one
         return
-    with contextlib.closing(item):
-        for key, found in item:
-            yield key[len(base) :], found
+    starts = [d["Prefix"] for d in dirs]
+    picked = starts[:: -(-len(starts) // PARTS)][1:] if starts else []
+    # A part holds the keys after its marker, up to and with the next part's: a
+    # subdirectory "d/" starts after "d", which every key of it and of "d.txt" passes.
+    markers: list[str | None] = [None, *(start[:-1] for start in picked)]
+    parts = list(zip(markers, [*markers[1:], None]))
+
+    def part(after: str | None, until: str | None) -> Iterator[list[Entry]]:
+        for _, _, found in make_s3().bucket_list_streaming(
+            bucket, prefix=prefix, recursive=True, uri_params={"marker": after} if after else None
+        ):
+            page = [(remote_key(prefix, o["Key"]), _slim(o)) for o in found
+                    if until is None or o["Key"] <= until]  # fmt: skip
+            yield page
+            if len(page) < len(found):
+                return  # the next part's keys
+
+    running: deque[_Ahead] = deque()
+    waiting = deque(parts)
+    try:
+        while running or waiting:
+            while waiting and len(running) < ahead:
+                after, until = waiting.popleft()
+                running.append(_Ahead(lambda after=after, until=until: part(after, until)))
+            with contextlib.closing(running.popleft()) as listed:
+                yield from listed
+    finally:
+        for listed in running:
+            listed.close()
 
 
-# Entries of the delimiter listing held ahead of the run at most, whatever they are.
-_AHEAD_ENTRIES = 2000
+def _slim(item: dict[str, Any]) -> dict[str, Any]:
+    """What s3cmd's ``_get_filelist_remote`` reads of a listed object, and no more (its
+    owner and storage class would double the memory of the pages read ahead)."""
+    return {name: item[name] for name in _LISTED if name in item}
+
+
+_LISTED = ("Key", "Size", "LastModified", "ETag")
+# Parts of a bucket's key space listed at once at most (the first page of a delimiter
+# listing says where they start).
+PARTS = 16
 
 
 class _Ahead:

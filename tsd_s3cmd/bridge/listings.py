@@ -180,33 +180,42 @@ def _split_pairs(
 ) -> Iterator[Entry]:
     """What ``_remote_pairs`` gives, listed in parts of the key space ``ahead`` at once.
 
-    One delimiter page names the prefix's subdirectories; up to ``PARTS`` of
-    them, evenly spaced, start the parts, and each part is listed as s3cmd
-    lists (pages of 1,000 keys, from a marker) until it reaches the next, in a
-    thread of its own, a page ahead of the run. So the requests are s3cmd's,
-    but a part more each, and over a long link the run does not wait for them
-    one after the other; every one holds a place in the command's budget.
+    The first page is s3cmd's (a small tree needs no more). Past it, one
+    delimiter page names the prefix's subdirectories; up to ``PARTS`` of them,
+    evenly spaced, start the parts of the rest, and each part is listed as
+    s3cmd lists (pages of 1,000 keys, from a marker) until it reaches the
+    next, in a thread of its own, a page ahead of the run. So the requests
+    are s3cmd's, but one more a part and the delimiter page, and over a long
+    link the run does not wait for them one after the other; every one holds
+    a place in the command's budget.
     """
     from collections import deque
 
-    params = {"delimiter": "/"}
-    pages = make_s3().bucket_list_streaming(bucket, prefix=prefix, recursive=True,
-                                            uri_params=params)  # fmt: skip
-    _, dirs, objects = next(pages, (False, [], []))
+    pages = make_s3().bucket_list_streaming(bucket, prefix=prefix, recursive=True)
+    truncated, _, first = next(pages, (False, [], []))
     pages.close()
-    if objects and prefix and objects[0]["Key"] == prefix and not prefix.endswith("/"):
-        yield remote_key(prefix, prefix), objects[0]  # as _remote_pairs: the only one
+    for item in first:
+        yield remote_key(prefix, item["Key"]), _slim(item)
+        if item["Key"] == prefix and prefix and not prefix.endswith("/"):
+            return  # as _remote_pairs: the only one
+    if not truncated or not first:
         return
-    starts = [d["Prefix"] for d in dirs]
-    picked = starts[:: -(-len(starts) // PARTS)][1:] if starts else []
+    last = first[-1]["Key"]
+    params = {"delimiter": "/"}
+    top = make_s3().bucket_list_streaming(bucket, prefix=prefix, recursive=True,
+                                          uri_params=params)  # fmt: skip
+    _, dirs, _ = next(top, (False, [], []))
+    top.close()
     # A part holds the keys after its marker, up to and with the next part's: a
     # subdirectory "d/" starts after "d", which every key of it and of "d.txt" passes.
-    markers: list[str | None] = [None, *(start[:-1] for start in picked)]
-    parts = list(zip(markers, [*markers[1:], None]))
+    starts = [d["Prefix"][:-1] for d in dirs if d["Prefix"][:-1] > last]
+    picked = starts[:: -(-len(starts) // PARTS)] if starts else []
+    markers = [last, *picked]
+    parts: list[tuple[str, str | None]] = list(zip(markers, [*picked, None]))
 
-    def part(after: str | None, until: str | None) -> Iterator[list[Entry]]:
+    def part(after: str, until: str | None) -> Iterator[list[Entry]]:
         for _, _, found in make_s3().bucket_list_streaming(
-            bucket, prefix=prefix, recursive=True, uri_params={"marker": after} if after else None
+            bucket, prefix=prefix, recursive=True, uri_params={"marker": after}
         ):
             page = [(remote_key(prefix, o["Key"]), _slim(o)) for o in found
                     if until is None or o["Key"] <= until]  # fmt: skip

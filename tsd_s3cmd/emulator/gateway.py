@@ -282,6 +282,9 @@ class Storage:
         # result (so a client would never learn that its retry came too late) and an
         # UploadPart with a 500.
         self._completed: set[str] = set()
+        # Completes with the store now: a request on the same upload meanwhile (a client's
+        # retry after nginx's 504) waits for the outcome, as it would meet it at S3.
+        self._completing: dict[str, threading.Event] = {}
         self._completed_lock = threading.Lock()
 
     def create_export_bucket(self, pnum: str, directory: Path | None = None) -> None:
@@ -317,6 +320,10 @@ class Storage:
         upload_id = call.upload_id
         if upload_id is not None:
             with self._completed_lock:
+                completing = self._completing.get(upload_id)
+            if completing is not None:  # a complete of it is with the store: its outcome first
+                completing.wait()
+            with self._completed_lock:
                 completed = upload_id in self._completed
             if completed:
                 for _ in chunks(environ["wsgi.input"], int(environ.get("CONTENT_LENGTH") or 0)):
@@ -351,6 +358,23 @@ class Storage:
             if ranged is not None:
                 start_response(*ranged[:2])
                 return [ranged[2]]
+        if upload_id is not None and call.completes_upload:
+            done = threading.Event()
+            with self._completed_lock:
+                self._completing[upload_id] = done
+            try:
+                return self._stored(environ, start_response, call, pnum, capture, captured)
+            finally:
+                with self._completed_lock:
+                    self._completing.pop(upload_id, None)
+                done.set()
+        return self._stored(environ, start_response, call, pnum, capture, captured)
+
+    def _stored(  # type: ignore[no-untyped-def]
+        self, environ: dict, start_response, call: S3Call, pnum: str, capture, captured: dict
+    ) -> Iterable[bytes]:
+        """moto's answer, translated back (and a completed upload remembered)."""
+        upload_id = call.upload_id
         body = self.app(environ, capture)
         if call.operation == "download":
             start_response(captured["status"], captured["headers"])

@@ -60,6 +60,9 @@ class Settings:
     # The gateway's limit on requests at once: an S3 request that arrives while this
     # many are in flight is answered S3's 503 SlowDown at once (0: no limit).
     slow_down_above: int = 0
+    # Keys in a page of a listing that does not ask for fewer (S3's: 1,000): tests make
+    # it small to list a tree in many pages without storing thousands of objects.
+    list_page_size: int = 1000
 
     def update(self, changes: dict) -> None:
         for name, value in changes.items():
@@ -71,9 +74,13 @@ class Settings:
                     raise Refused(400, f"{name} takes true or false")
             elif not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
                 raise Refused(400, f"{name} takes a number >= 0")
+        if changes.get("list_page_size", 1) < 1:
+            raise Refused(400, "list_page_size takes a number >= 1")
         with _SETTINGS_LOCK:  # all or nothing, and not halfway through take_complete_error
             for name, value in changes.items():
                 setattr(self, name, type(getattr(self, name))(value))
+            # moto reads its page size from its environment at each listing.
+            os.environ["MOTO_S3_DEFAULT_MAX_KEYS"] = str(self.list_page_size)
 
     def take_complete_error(self) -> bool:
         """Whether this CompleteMultipartUpload gets one of the ``complete_errors`` due.

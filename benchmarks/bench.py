@@ -707,6 +707,10 @@ def main() -> None:
                         help="every case with few and small files, one round")
     parser.add_argument("--only", choices=TABLES, action="append",
                         help="measure this table (repeatable; default: all five)")
+    parser.add_argument("--case", action="append", metavar="NAME",
+                        help="measure only this case of the direct, direct-all and long-link "
+                             "tables (repeatable; e.g. --case sync-up-many); the trees and "
+                             "slow-down tables then run only if --only names them")
     parser.add_argument("--rounds", type=int, default=None,
                         help="measured rounds per direct case (default 10, and 3 for "
                              "sync-many and sync-unchanged; --quick: 1); also per long-link "
@@ -741,14 +745,25 @@ def main() -> None:
         """A tree of 60,000 files takes minutes a tool, one of 200,000 far more: one round."""
         return options.tree_rounds or (1 if options.quick or files > 10_000 else 3)
 
-    tables = options.only or TABLES
+    tables = options.only or (TABLES[:3] if options.case else TABLES)
     direct, direct_all, long_link, trees, slow_down = (table in tables for table in TABLES)
-    with_peers = direct_all or long_link or trees
 
     summary: dict = {"machine": machine(), "quick": options.quick,
                      "tsd_parallel": options.tsd_parallel, "targets": []}
     with tempfile.TemporaryDirectory(prefix="tsd-bench-") as tmp:
         bench = Bench(Path(tmp), options.quick, options.tsd_parallel)
+        direct_cases = bench.direct_cases(rounds, heavy_rounds) if direct else {}
+        all_cases = bench.direct_all_cases(heavy_rounds) if direct_all else {}
+        link_cases = bench.link_cases(link_rounds) if long_link else {}
+        if options.case:
+            unknown = set(options.case) - {*direct_cases, *all_cases, *link_cases}
+            if unknown:
+                bench.stop()
+                parser.error(f"no case {', '.join(sorted(unknown))} in the tables measured")
+            direct_cases, all_cases, link_cases = (
+                {name: case for name, case in cases.items() if name in options.case}
+                for cases in (direct_cases, all_cases, link_cases))
+        with_peers = bool(all_cases or link_cases) or trees
         missing = [tool for tool, program in bench.peers.items() if program is None]
         if with_peers and missing and not options.quick:
             raise SystemExit(
@@ -763,20 +778,17 @@ def main() -> None:
         try:
             bench.start()
             versions = {TOOL_NAMES[t]: bench.version(t) for t in tools}
-            if direct:
-                direct_cases = bench.direct_cases(rounds, heavy_rounds)
+            if direct_cases:
                 results = bench.measure(direct_cases, ("tsd", "s3cmd"), link=False,
                                         label="direct")
                 auth_calls = bench.session_auth_calls()
-            if direct_all:
-                all_cases = bench.direct_all_cases(heavy_rounds)
+            if all_cases:
                 all_results = bench.measure(all_cases, tools, link=False, label="direct")
-            if long_link:
+            if link_cases:
                 bench.start_link(options.delay_ms, options.rate_mbps)
                 link = {"delay_ms": options.delay_ms, "rate_mbps": options.rate_mbps,
                         "versions": versions, "skipped": skipped}
                 bench.warm_up_link(tools)
-                link_cases = bench.link_cases(link_rounds)
                 link_results = bench.measure(link_cases, tools, link=True, label="long link")
             tree_bench = Trees(bench, tools)
             if trees:
@@ -787,19 +799,19 @@ def main() -> None:
             bench.stop()
 
     print(f"\nMachine: {summary['machine']}")
-    if direct:
+    if direct_cases:
         summary["cases"] = report_direct(results, direct_cases, bench.size // MiB)
         summary["targets"] += report_targets("direct", summary["cases"], options.quick, TARGETS)
         summary["auth_api_calls_in_20_commands"] = auth_calls
         print(f"\nAuth API calls over 20 mixed commands with a cached login: {auth_calls} "
               "(the original tsd-s3cmd: 20 logins)")
-    if direct_all:
+    if all_cases:
         cases = report_tools(all_results, tools, all_cases,
                              "Direct, every tool (the first sync of the same command untimed)",
                              bench.first_syncs)
         summary["direct_all"] = {"versions": versions, "cases": cases, "skipped": skipped}
         summary["targets"] += report_targets("direct-all", cases, options.quick, TARGETS)
-    if long_link:
+    if link_cases:
         title = (f"Long link ({link['delay_ms']:g} ms each way, {link['rate_mbps']:g} MB/s per "
                  "connection each way)")
         link["cases"] = report_tools(link_results, tools, link_cases, title, {})

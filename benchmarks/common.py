@@ -153,7 +153,7 @@ def report_targets(table: str, cases: dict, quick: bool, targets: Sequence[Targe
     if judged:
         note = " (--quick: files too small and rounds too few to judge by)" if quick else ""
         print(f"\nTargets ({table}){note}\n")
-        print("| case | ratio | target | measured | |")
+        print("| case | figure | target | measured | |")
         print("|---|---|---|---|---|")
         for target, measured in judged:
             print(f"| {target.case} | {target.label or ratio_name(target.ratio)} | "

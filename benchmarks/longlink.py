@@ -149,7 +149,9 @@ class Proxy:
                 writer.close()
 
     async def serve(self, host: str, port: int) -> None:
-        server = await asyncio.start_server(self.handle, host, port)
+        # A queue for the connections a client opens at once (s5cmd: 256), as the
+        # emulator's: asyncio's default of 100 would turn the rest away.
+        server = await asyncio.start_server(self.handle, host, port, backlog=1024)
         address = server.sockets[0].getsockname()
         print(f"longlink listening on {address[0]}:{address[1]}", flush=True)
         stop = asyncio.Event()

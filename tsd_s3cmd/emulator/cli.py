@@ -14,6 +14,7 @@ import click
 
 from .identity import BUILT_IN_USERS, Identity, Settings, parse_user
 
+LISTEN_QUEUE = 1024
 LISTENING = "TSD emulator listening on {url}"
 
 
@@ -141,6 +142,10 @@ def main(
     server = make_server(
         host, port, app, threaded=True, request_handler=QuietHandler, ssl_context=context
     )
+    # werkzeug listens with a queue of 128 connections; a client that opens hundreds at
+    # once (s5cmd: 256) would find the rest refused and wait a second or more before each
+    # try again. nginx, which TSD's gateway is, queues 511; the kernel caps it (somaxconn).
+    server.socket.listen(LISTEN_QUEUE)
     port = server.server_port
     client_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     if write_s3cfg:

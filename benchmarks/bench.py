@@ -725,7 +725,7 @@ def main() -> None:
                         help="long link: megabytes/s per connection, each direction (default 8)")
     parser.add_argument("--tree-sizes", type=sizes, metavar="N[,N...]",
                         help="trees: files in each tree (default 10000,60000,200000; "
-                             "--quick 100,300)")
+                             "--quick 40,120)")
     parser.add_argument("--tree-rounds", type=int, default=None,
                         help="trees: measured rounds per tree (default 3 up to 10,000 files "
                              "and 1 above; --quick 1)")

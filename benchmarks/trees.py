@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from bench import Bench
 
 TREE_SIZES = (10_000, 60_000, 200_000)
-QUICK_TREE_SIZES = (100, 300)  # the first two stand for 10,000 and 60,000 in the targets
+QUICK_TREE_SIZES = (40, 120)  # the first two stand for 10,000 and 60,000 in the targets
 FILE_SIZE = 100
 PER_DIRECTORY = 100
 CASES = {"sync-up": "first sync up", "resync": "unchanged re-sync", "sync-down": "sync down"}

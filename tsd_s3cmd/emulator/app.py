@@ -130,6 +130,7 @@ class EmulatorApp:
 
         def logged(status: str, headers: list, exc_info=None):  # type: ignore[no-untyped-def]
             entry["status"] = int(status.split()[0])
+            entry["answered"] = time.time()  # the answer begins: the client may send the next
             with self._log_lock:
                 self._log.append(entry)
             return start_response(status, headers, exc_info)

@@ -729,6 +729,9 @@ def main() -> None:
     parser.add_argument("--tree-rounds", type=int, default=None,
                         help="trees: measured rounds per tree (default 3 up to 10,000 files "
                              "and 1 above; --quick 1)")
+    parser.add_argument("--tree-tools", type=lambda v: v.split(","), metavar="TOOL[,TOOL...]",
+                        help="trees: only these tools (of tsd, s3cmd, aws, rclone, s5cmd), for a "
+                             "large tree's row against its targets' peers in less time")
     parser.add_argument("--tsd-parallel", metavar="N",
                         help="run tsd-s3cmd with TSD_S3CMD_PARALLEL=N (default: its default)")
     default_json = HERE / "results" / "latest.json"
@@ -791,7 +794,8 @@ def main() -> None:
                         "versions": versions, "skipped": skipped}
                 bench.warm_up_link(tools)
                 link_results = bench.measure(link_cases, tools, link=True, label="long link")
-            tree_bench = Trees(bench, tools)
+            tree_tools = [t for t in tools if t in (options.tree_tools or tools)]
+            tree_bench = Trees(bench, tree_tools)
             if trees:
                 tree_results = tree_bench.measure(tree_sizes, tree_rounds)
             if slow_down:

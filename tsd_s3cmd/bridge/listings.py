@@ -264,27 +264,26 @@ class _Ahead:
         self._thread.start()
 
     def _read(self, pages: Callable[[], Iterator[list[Any]]]) -> None:
-        import queue
-
         try:
             for page in pages():
-                while not self._closed.is_set():
-                    try:
-                        self._pages.put(page, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if self._closed.is_set():
+                if not self._hand_over(page):
                     return
             outcome: Any = _END
         except BaseException as err:  # raised where the items are wanted
             outcome = err
+        self._hand_over(outcome)
+
+    def _hand_over(self, item: Any) -> bool:
+        """Queue ``item`` once there is room; False if the reader went away first."""
+        import queue
+
         while not self._closed.is_set():
             try:
-                self._pages.put(outcome, timeout=0.2)
-                return
+                self._pages.put(item, timeout=0.2)
+                return True
             except queue.Full:
                 continue
+        return False
 
     def __iter__(self) -> Iterator[Any]:
         import queue

@@ -136,6 +136,7 @@ def test_benchmark_quick_slow_down(clean_env: dict[str, str], tmp_path: Path) ->
     summary, stdout = quick(clean_env, tmp_path, "slow-down")
     slowed = summary["slow_down"]["cases"]["sync-up"]
     assert summary["slow_down"]["slow_down_above"] == 8
+    assert summary["slow_down"]["link_rate"] > 0
     assert slowed["files"] == 100 and slowed["stored"] + slowed["missing"] == 100
     assert slowed["slow_downs"] >= 0 and slowed["peak_rss_mib"] > 0
     targets = targets_of(summary)

@@ -27,8 +27,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import math
 import signal
+import socket
+import struct
 import sys
 from dataclasses import dataclass
 
@@ -123,7 +126,7 @@ class Proxy:
             # run that meets it can tell (a test once saw an echo come back empty).
             print(f"longlink: cannot reach {self.target[0]}:{self.target[1]}: {err}",
                   file=sys.stderr, flush=True)
-            client_writer.transport.abort()
+            reset(client_writer)
             return
         # TCP's handshake costs a round trip before the first byte can follow it.
         await asyncio.sleep(max(0.0, accepted + 2 * self.link.delay - loop.time()))
@@ -137,14 +140,16 @@ class Proxy:
         ]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-            failed = any(not t.cancelled() and t.exception() is not None for t in done)
+            errors = [t.exception() for t in done if not t.cancelled() and t.exception()]
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+        if errors:  # said, so that a run that meets it can tell
+            print(f"longlink: a connection failed: {errors[0]!r}", file=sys.stderr, flush=True)
         for writer in (client_writer, server_writer):
-            if failed:  # a reset or a broken pipe on one side resets the other
-                writer.transport.abort()
+            if errors:  # a reset or a broken pipe on one side resets the other
+                reset(writer)
             else:
                 writer.close()
 
@@ -160,6 +165,17 @@ class Proxy:
             loop.add_signal_handler(signum, stop.set)
         async with server:
             await stop.wait()
+
+
+def reset(writer: asyncio.StreamWriter) -> None:
+    """End a connection with a reset (RST), never a clean end: asyncio's ``abort()`` alone
+    closes the socket, which sends a plain FIN when nothing is left unread, and a client
+    would take a failed link for an empty answer."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
 
 
 def address(text: str) -> tuple[str, int]:

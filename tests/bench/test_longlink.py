@@ -67,12 +67,14 @@ def read_all(sock: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
-def start_proxy(port: int, *extra: str) -> tuple[subprocess.Popen, int]:
-    proc = subprocess.Popen(
-        [sys.executable, str(LONGLINK), "--listen", "127.0.0.1:0",
-         "--target", f"127.0.0.1:{port}", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
+def start_proxy(port: int, log: Path, *extra: str) -> tuple[subprocess.Popen, int]:
+    """The proxy in front of ``port``, what it says on stderr going to ``log``."""
+    with log.open("ab") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, str(LONGLINK), "--listen", "127.0.0.1:0",
+             "--target", f"127.0.0.1:{port}", *extra],
+            stdout=subprocess.PIPE, stderr=stderr,
+        )
     assert proc.stdout is not None
     if not select.select([proc.stdout], [], [], 60)[0]:
         stop_process(proc)
@@ -83,12 +85,13 @@ def start_proxy(port: int, *extra: str) -> tuple[subprocess.Popen, int]:
 
 
 @pytest.fixture
-def proxy_to() -> Iterator:
+def proxy_to(tmp_path: Path) -> Iterator:
     """``proxy_to(port, *options)`` starts the proxy in front of ``port``; stopped at teardown."""
     running: list[subprocess.Popen] = []
+    log = tmp_path / "longlink.log"
 
     def start(port: int, *extra: str) -> int:
-        proc, listen = start_proxy(port, *extra)
+        proc, listen = start_proxy(port, log, *extra)
         running.append(proc)
         return listen
 
@@ -96,6 +99,8 @@ def proxy_to() -> Iterator:
     for proc in running:
         stop_process(proc)
         assert proc.returncode == 0
+    if log.exists():
+        print(log.read_text(errors="replace"))  # shown with a test that failed
 
 
 def round_trip(port: int, payload: bytes) -> bytes:
@@ -112,8 +117,12 @@ def round_trip(port: int, payload: bytes) -> bytes:
     return echoed
 
 
-# Once, under pytest-xdist on a machine at a load of 8, an echo came back short
-# (65536 of 278540 bytes) with no error; not seen alone, cause not found yet.
+# Twice an echo came back short with no error (65,536 of 278,540 bytes under
+# pytest-xdist at a load of 8; 0 of 290,837 in a CI run's apart pass with a core
+# spinning); not seen in 20 runs alone with a core spinning, cause not found yet.
+# A clean end was all the client saw because the proxy's abort() of a failed
+# connection sent a FIN; it now resets it and says why on stderr, which the
+# fixture prints, so the next one names its cause.
 @pytest.mark.apart
 def test_bytes_pass_intact_both_ways_over_many_connections(proxy_to) -> None:
     target = Target(echo)
@@ -121,9 +130,9 @@ def test_bytes_pass_intact_both_ways_over_many_connections(proxy_to) -> None:
     payloads = [os.urandom(256 * 1024 + 4099 * i) for i in range(24)]
     with ThreadPoolExecutor(len(payloads)) as pool:
         echoed = list(pool.map(lambda p: round_trip(port, p), payloads))
+    assert not target.errors, target.errors  # what the echo met, if it met anything
     assert [len(e) for e in echoed] == [len(p) for p in payloads]
     assert echoed == payloads
-    assert not target.errors
 
 
 def test_a_target_that_closes_closes_the_client_after_all_it_sent(proxy_to) -> None:
@@ -176,10 +185,12 @@ def test_a_fast_sender_is_held_back_not_buffered(proxy_to) -> None:
     assert received == [payload]  # and nothing was lost while the sender was held
 
 
-def test_no_target_listening_closes_the_client(proxy_to) -> None:
+def test_no_target_listening_resets_the_client(proxy_to) -> None:
+    """A reset, not a clean end: a client must not take a missing link for an empty answer."""
     port = proxy_to(closed_port())
-    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
-        assert sock.recv(1) == b""
+    with (socket.create_connection(("127.0.0.1", port), timeout=60) as sock,
+          pytest.raises(ConnectionResetError)):
+        sock.recv(1)
 
 
 @pytest.mark.parametrize(

@@ -112,12 +112,26 @@ class Proxy:
     def __init__(self, target: tuple[str, int], link: Link) -> None:
         self.target = target
         self.link = link
+        # The event loop holds its tasks only weakly. A connection whose tasks all wait
+        # on one another (queues full or empty, reads paused) is otherwise garbage, and
+        # the collector destroyed it mid-stream: its sockets closed with a plain FIN, so
+        # a client read an empty answer with no error (seen in loaded CI runs).
+        self.running: set[asyncio.Task] = set()
+
+    def _keep(self, task: asyncio.Task) -> asyncio.Task:
+        """Hold ``task`` until it is done (see ``running``)."""
+        self.running.add(task)
+        task.add_done_callback(self.running.discard)
+        return task
 
     async def handle(
         self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter
     ) -> None:
         loop = asyncio.get_running_loop()
         accepted = loop.time()
+        this = asyncio.current_task()
+        if this is not None:
+            self._keep(this)
         try:
             server_reader, server_writer = await asyncio.open_connection(*self.target)
         except OSError as err:
@@ -133,10 +147,10 @@ class Proxy:
         up: asyncio.Queue = asyncio.Queue(self.link.queue_chunks)
         down: asyncio.Queue = asyncio.Queue(self.link.queue_chunks)
         tasks = [
-            asyncio.ensure_future(receive(client_reader, up, self.link, loop)),
-            asyncio.ensure_future(send(server_writer, up, loop)),
-            asyncio.ensure_future(receive(server_reader, down, self.link, loop)),
-            asyncio.ensure_future(send(client_writer, down, loop)),
+            self._keep(asyncio.ensure_future(receive(client_reader, up, self.link, loop))),
+            self._keep(asyncio.ensure_future(send(server_writer, up, loop))),
+            self._keep(asyncio.ensure_future(receive(server_reader, down, self.link, loop))),
+            self._keep(asyncio.ensure_future(send(client_writer, down, loop))),
         ]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)

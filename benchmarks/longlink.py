@@ -167,10 +167,14 @@ class Proxy:
             else:
                 writer.close()
 
-    async def serve(self, host: str, port: int) -> None:
+    async def listen(self, host: str, port: int) -> asyncio.Server:
+        """Accept connections at ``host:port`` (port 0: a free one)."""
         # A queue for the connections a client opens at once (s5cmd: 256), as the
         # emulator's: asyncio's default of 100 would turn the rest away.
-        server = await asyncio.start_server(self.handle, host, port, backlog=1024)
+        return await asyncio.start_server(self.handle, host, port, backlog=1024)
+
+    async def serve(self, host: str, port: int) -> None:
+        server = await self.listen(host, port)
         address = server.sockets[0].getsockname()
         print(f"longlink listening on {address[0]}:{address[1]}", flush=True)
         stop = asyncio.Event()

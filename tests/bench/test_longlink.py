@@ -117,6 +117,13 @@ def round_trip(port: int, payload: bytes) -> bytes:
     return echoed
 
 
+def echo_many(port: int) -> tuple[list[bytes], list[bytes]]:
+    """24 payloads of 256 to 350 KiB round-tripped at once: (what came back, what went)."""
+    payloads = [os.urandom(256 * 1024 + 4099 * i) for i in range(24)]
+    with ThreadPoolExecutor(len(payloads)) as pool:
+        return list(pool.map(lambda p: round_trip(port, p), payloads)), payloads
+
+
 # Three times an echo came back short with no error, in loaded runs: the event loop
 # had garbage-collected connections mid-stream (test_connections_outlive_the_garbage_
 # collector shows it, and that the proxy now holds its tasks). A connection that fails
@@ -125,9 +132,7 @@ def round_trip(port: int, payload: bytes) -> bytes:
 def test_bytes_pass_intact_both_ways_over_many_connections(proxy_to) -> None:
     target = Target(echo)
     port = proxy_to(target.port, "--delay-ms", "5", "--rate-mbps", "40")
-    payloads = [os.urandom(256 * 1024 + 4099 * i) for i in range(24)]
-    with ThreadPoolExecutor(len(payloads)) as pool:
-        echoed = list(pool.map(lambda p: round_trip(port, p), payloads))
+    echoed, payloads = echo_many(port)
     assert not target.errors, target.errors  # what the echo met, if it met anything
     assert [len(e) for e in echoed] == [len(p) for p in payloads]
     assert echoed == payloads
@@ -227,7 +232,7 @@ def test_connections_outlive_the_garbage_collector(monkeypatch: pytest.MonkeyPat
     ready, done = threading.Event(), threading.Event()
 
     async def serve() -> None:
-        server = await asyncio.start_server(proxy.handle, "127.0.0.1", 0, backlog=1024)
+        server = await proxy.listen("127.0.0.1", 0)
         listening.append(server.sockets[0].getsockname()[1])
         ready.set()
         async with server:
@@ -244,9 +249,7 @@ def test_connections_outlive_the_garbage_collector(monkeypatch: pytest.MonkeyPat
     threading.Thread(target=collect, daemon=True).start()
     try:
         for _ in range(2):
-            payloads = [os.urandom(256 * 1024 + 4099 * i) for i in range(24)]
-            with ThreadPoolExecutor(len(payloads)) as pool:
-                echoed = list(pool.map(lambda p: round_trip(listening[0], p), payloads))
+            echoed, payloads = echo_many(listening[0])
             assert [len(e) for e in echoed] == [len(p) for p in payloads]
             assert echoed == payloads
     finally:

@@ -279,13 +279,18 @@ def test_each_unfinished_upload_of_a_sync_resumes_on_its_own(tsd: Tsd, tmp_path:
     tsd.ok("mb", "s3://several", input=DEMO)
     source = tsd.home / "data"  # named relative to where the command runs
     source.mkdir()
-    files = {f"{n}.bin": os.urandom(15 * MiB) for n in ("a", "b")}
+    # Two uploads held open at once, whatever the machine's load: four requests at a time,
+    # each part 10 s on the emulator's slow link. a.bin's six parts come first (earliest
+    # work first), so its parts 1-4 go at once and are stored after 10 s; b.bin's initiate
+    # goes before them or, at the latest, beside a.bin's parts 5 and 6, which cannot be
+    # stored before 20 s. Stopped in between: both uploads begun, neither complete.
+    # (Under --limit-rate, as this test once ran, the budget may move one file at a time,
+    # and whether b.bin had begun when the signal came was a matter of timing.)
+    files = {"a.bin": os.urandom(30 * MiB), "b.bin": os.urandom(15 * MiB)}
     for name, data in files.items():
         (source / name).write_bytes(data)
-    # At 1 MiB/s a.bin's first part is stored after 5 s and its last after 15 s: the test
-    # stops the run in between, a window that a busy machine's delays do not close (at
-    # 4 MiB/s, 2.5 s were once too few: a.bin was completed before the signal came).
-    proc = start(tsd, *PART, "--limit-rate=1m", "sync", "data/", "s3://several/d/")
+    tsd.emulator.settings(link_rate=MiB // 2)
+    proc = start(tsd, *PART, "--parallel=4", "sync", "data/", "s3://several/d/")
 
     def begun() -> int:
         """Uploads the run has recorded as begun: what it has to print resume commands for.
@@ -296,37 +301,32 @@ def test_each_unfinished_upload_of_a_sync_resumes_on_its_own(tsd: Tsd, tmp_path:
         journal = tsd.config_dir / "uploads.json"
         return len(json.loads(journal.read_text())) if journal.exists() else 0
 
-    # Both begun (b.bin's parts wait for the rate, a.bin's go first), a.bin not done.
     def seen(since: float) -> str:
         """What the emulator saw of both uploads, timed from ``since``."""
         return "".join(f"\n  {e['time'] - since:+.3f} s {e['method']} {e['path']}?{e['query']}"
                        f" {e['status']}" for e in tsd.emulator.s3_log()
                        if "/several/d/" in e["path"])  # fmt: skip
 
-    # Twice, in the s3cmd 2.3.0 pass of loaded CI runs, both were never begun at once
-    # (b.bin's upload begun only after a.bin's ended?); then it says what was sent.
     waiting = time.time()
     try:
         wait_for(lambda: len(parts_stored(tsd, "a.bin")) >= 1 and begun() == 2)
     except AssertionError as err:
         raise AssertionError(f"{err}; uploads begun: {begun()}{seen(waiting)}") from None
-    signalled = time.time()
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=15)
     stderr = err.decode()
     assert proc.returncode == 143, stderr
     commands = [shlex.split(line)[1:] for line in stderr.splitlines()
                 if line.startswith("  tsd-s3cmd ") and "--upload-id" in line]  # fmt: skip
-    # Twice, in the s3cmd 2.3.0 pass of a loaded CI run, a.bin's command was missing (its
-    # upload ended before the signal?); what the emulator saw, to tell why next time.
     assert len(commands) == 2 and all(c[-3] == "put" and c[-1].startswith("s3://several/d/")
-                                      for c in commands), stderr + seen(signalled)  # fmt: skip
+                                      for c in commands), stderr + seen(waiting)  # fmt: skip
+    tsd.emulator.settings(link_rate=0)  # the resumes as printed, at full speed
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     before = {name: parts_stored(tsd, name) for name in files}
     since = len(tsd.emulator.s3_log())
-    for command in commands:  # as printed, but at full speed
-        tsd.ok(*(word for word in command if word != "--limit-rate=1m"), cwd=elsewhere)
+    for command in commands:
+        tsd.ok(*command, cwd=elsewhere)
     for name in files:
         assert not parts_stored(tsd, name, since) & before[name]
     since = len(tsd.emulator.s3_log())

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import importlib.util
 import statistics
+import subprocess
 import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 BIN = Path(sys.executable).parent
 KiB = 1024
@@ -36,6 +38,30 @@ class Endpoint:
     url: str
     s3cfg: Path | None
     remote: str
+
+
+class Launcher(Protocol):
+    """What trees.py's cases need of bench.py's ``Bench``: a place for files, emulators
+    of their own, and the timed and untimed runs of the tools. Named here so that
+    trees.py need not import bench.py, which imports it."""
+
+    root: Path
+
+    def start_emulator(self, name: str, *options: str) -> tuple[subprocess.Popen, Endpoint]: ...
+
+    def stop_process(self, proc: subprocess.Popen) -> None: ...
+
+    def change(self, via: Endpoint, **body: float) -> None: ...
+
+    def requests_log(self, via: Endpoint | None = None) -> list[dict]: ...
+
+    def run(self, tool: str, *args: str, stdin: str = "",
+            via: Endpoint | None = None) -> Sample: ...
+
+    def run_status(self, tool: str, *args: str, stdin: str = "",
+                   via: Endpoint | None = None) -> tuple[Sample, int, str]: ...
+
+    def admin(self, *args: str, via: Endpoint | None = None) -> str: ...
 
 
 @dataclass(frozen=True)

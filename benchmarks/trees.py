@@ -31,10 +31,10 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from common import (
     TOOL_NAMES,
+    Launcher,
     Sample,
     Target,
     medians,
@@ -42,9 +42,6 @@ from common import (
     sync_commands,
     tool_figures,
 )
-
-if TYPE_CHECKING:
-    from bench import Bench
 
 TREE_SIZES = (10_000, 60_000, 200_000)
 QUICK_TREE_SIZES = (40, 120)  # the first two stand for 10,000 and 60,000 in the targets
@@ -108,7 +105,7 @@ def stored(log: list[dict], bucket: str, before: float = float("inf")) -> int:
 class Trees:
     """Runs the trees and the slow-down case through ``bench``'s launcher and emulators."""
 
-    def __init__(self, bench: Bench, tools: Sequence[str]) -> None:
+    def __init__(self, bench: Launcher, tools: Sequence[str]) -> None:
         self.bench = bench
         self.tools = tools
 

@@ -181,13 +181,13 @@ def _split_pairs(
     """What ``_remote_pairs`` gives, listed in parts of the key space ``ahead`` at once.
 
     The first page is s3cmd's (a small tree needs no more). Past it, one
-    delimiter page names the prefix's subdirectories; up to ``PARTS`` of them,
-    evenly spaced, start the parts of the rest, and each part is listed as
-    s3cmd lists (pages of 1,000 keys, from a marker) until it reaches the
-    next, in a thread of its own, a page ahead of the run. So the requests
-    are s3cmd's, but one more a part and the delimiter page, and over a long
-    link the run does not wait for them one after the other; every one holds
-    a place in the command's budget.
+    delimiter page names the prefix's subdirectories; some of them start the
+    parts of the rest (``part_starts``), and each part is listed as s3cmd
+    lists (pages of 1,000 keys, from a marker) until it reaches the next, in
+    a thread of its own, a page ahead of the run. So the requests are
+    s3cmd's, but about one more a part and the delimiter page, and over a
+    long link the run does not wait for them one after the other; every one
+    holds a place in the command's budget.
     """
     from collections import deque
 
@@ -209,7 +209,7 @@ def _split_pairs(
     # A part holds the keys after its marker, up to and with the next part's: a
     # subdirectory "d/" starts after "d", which every key of it and of "d.txt" passes.
     starts = [d["Prefix"][:-1] for d in dirs if d["Prefix"][:-1] > last]
-    picked = starts[:: -(-len(starts) // PARTS)] if starts else []
+    picked = part_starts([o["Key"] for o in first], prefix, starts)
     markers = [last, *picked]
     parts: list[tuple[str, str | None]] = list(zip(markers, [*picked, None]))
 
@@ -244,9 +244,32 @@ def _slim(item: dict[str, Any]) -> dict[str, Any]:
 
 
 _LISTED = ("Key", "Size", "LastModified", "ETag")
-# Parts of a bucket's key space listed at once at most (the first page of a delimiter
-# listing says where they start).
+# Parts of a bucket's key space at most (the first page of a delimiter listing says
+# where they may start).
 PARTS = 16
+# Pages a part is meant to hold at least: a part's last page is mostly the next
+# part's keys, listed again by it, so parts of a page or two would list the tree
+# up to twice (a scan of the whole bucket a page, for moto and servers like it).
+PART_PAGES = 4
+
+
+def part_starts(first: list[str], prefix: str, starts: list[str]) -> list[str]:
+    """Where the parts after a tree's first page begin, of the subdirectory ``starts``
+    that come after it.
+
+    The first page (the keys ``first``, a full page: the server's page size)
+    says how many keys a subdirectory holds, about; the rest is cut into as
+    many parts as hold ``PART_PAGES`` pages each at that rate (at most
+    ``PARTS``), at evenly spaced subdirectories. The first part goes on from
+    the first page's last key, so it takes in the subdirectories up to the
+    second part's start rather than only the rest of the one the page ended in.
+    """
+    if not first or not starts:
+        return []
+    touched = len({key[len(prefix):].split("/", 1)[0] for key in first})
+    keys_ahead = len(starts) * len(first) / touched
+    parts = min(PARTS, len(starts), max(1, round(keys_ahead / (PART_PAGES * len(first)))))
+    return [starts[i * len(starts) // parts] for i in range(1, parts)]
 
 
 class _Ahead:

@@ -64,6 +64,7 @@ def test_debug_output_and_status_hold_no_secret(tsd: Tsd, tmp_path: Path) -> Non
     status = tsd.ok("--status")
     text = "".join(r.stdout + r.stderr for r in (debug, verbose, status))
     assert "redacted token" in debug.stderr  # s3cmd did print the headers, cleaned
+    assert "'status': 200" in debug.stderr  # and its answers, formatted as ever
     for secret in secrets_of(tsd):
         assert secret not in text
 

@@ -44,6 +44,11 @@ script.py finds, compiles and caches it) with these hooks and fixes:
 10. ``main``'s call of the command, s3cmd's local walks and ``S3.bucket_list``:
    a command over a tree runs a range of keys at a time, and a share of a job
    array (``--shard``) sees only its own keys (batches.py).
+11. ``S3.S3.pprint``: s3cmd formats every answer for its debug log
+   (``debug("Response:\n" + pprint.pformat(response))``), a listing page's
+   300 KB of XML included, whether or not anything is logged; a stand-in
+   formats only when debug logging is on (about 0.3 s of CPU in a sync of
+   10,000 unchanged files).
 
 ``check_compatible`` runs before every s3cmd run. It verifies that the hooks
 still hold for the installed s3cmd, in particular that every method of
@@ -56,6 +61,7 @@ from __future__ import annotations
 
 import logging
 import optparse
+import pprint
 import re
 import signal
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -157,6 +163,20 @@ class _Redact(logging.Filter):
         return True
 
 
+class _DebugOnlyPprint:
+    """``pprint`` as ``S3.S3`` sees it (hook 11): ``pformat`` is the real one when
+    debug logging is on and an empty string otherwise, when the record it goes
+    into is dropped unread; the rest of the module is the real one."""
+
+    def pformat(self, obj: object, *args: Any, **kwargs: Any) -> str:
+        if not logging.getLogger().isEnabledFor(logging.DEBUG):
+            return ""
+        return pprint.pformat(obj, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(pprint, name)
+
+
 def version() -> str:
     try:
         from S3 import PkgInfo
@@ -204,6 +224,8 @@ def _incompatibility() -> str | None:
             return f"S3.{name} sends requests without S3Request.get_triplet"
     if not isinstance(getattr(S3Uri.S3UriFile, "_re", None), re.Pattern):
         return "S3Uri.S3UriFile has no _re pattern"
+    if getattr(s3_module, "pprint", None) is not pprint:
+        return "S3.S3 no longer formats its answers with pprint"
     upload = getattr(MultiPart, "MultiPartUpload", None)
     for method in ("initiate_multipart_upload", "complete_multipart_upload", "abort_upload"):
         if not callable(getattr(upload, method, None)):
@@ -279,6 +301,7 @@ def _hooks_installed(
             patched(upload_class, "complete_multipart_upload", complete),
             patched(upload_class, "abort_upload", abort),
             patched(S3Uri.S3UriFile, "_re", whole_names),
+            patched(s3_module, "pprint", _DebugOnlyPprint()),
             multipart.installed(),
             _md5_cache_installed(hooks) as store,
             _md5_reads_installed(hooks),

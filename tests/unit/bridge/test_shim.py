@@ -38,6 +38,36 @@ def test_a_request_that_bypasses_get_triplet_is_refused(monkeypatch: pytest.Monk
         shim.check_compatible()
 
 
+def test_an_s3cmd_that_formats_its_answers_otherwise_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(s3_module, "pprint", object())
+    with pytest.raises(ConfigError, match="no longer formats its answers with pprint"):
+        shim.check_compatible()
+
+
+def test_answers_are_formatted_for_the_debug_log_only_when_it_is_on() -> None:
+    class Answer:
+        formatted = 0
+
+        def __repr__(self) -> str:
+            Answer.formatted += 1
+            return "<answer>"
+
+    stand_in = shim._DebugOnlyPprint()
+    root = logging.getLogger()
+    level = root.level
+    try:
+        root.setLevel(logging.WARNING)
+        assert stand_in.pformat(Answer()) == "" and Answer.formatted == 0
+        root.setLevel(logging.DEBUG)
+        assert stand_in.pformat({"data": Answer()}) == "{'data': <answer>}"
+        assert Answer.formatted == 1
+    finally:
+        root.setLevel(level)
+    assert stand_in.pprint is __import__("pprint").pprint  # the rest is the real module
+
+
 def test_log_records_lose_tokens_and_the_half_resume_advice() -> None:
     token = make_jwt({"name": "s3import", "exp": 1})
     record = logging.LogRecord(

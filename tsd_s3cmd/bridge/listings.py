@@ -247,7 +247,7 @@ _LISTED = ("Key", "Size", "LastModified", "ETag")
 # Parts of a bucket's key space at most (the first page of a delimiter listing says
 # where they may start).
 PARTS = 16
-# Pages a part is meant to hold at least: a part's last page is mostly the next
+# Pages a part is meant to hold, about: a part's last page is mostly the next
 # part's keys, listed again by it, so parts of a page or two would list the tree
 # up to twice (a scan of the whole bucket a page, for moto and servers like it).
 PART_PAGES = 4

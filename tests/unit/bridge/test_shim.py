@@ -68,6 +68,37 @@ def test_answers_are_formatted_for_the_debug_log_only_when_it_is_on() -> None:
     assert stand_in.pprint is __import__("pprint").pprint  # the rest is the real module
 
 
+def test_listed_dates_are_read_to_the_second_s3cmd_reads() -> None:
+    from S3 import BaseUtils
+
+    general = []
+    read = shim._s3_date_reader(lambda date: general.append(date) or BaseUtils.dateS3toUnix(date))
+    s3_form = ["2026-12-06T21:07:59.999Z", "1999-12-31T23:59:59.000Z", "2024-02-29T00:00:00Z",
+               "2026-01-01T00:00:00.5Z", "1970-01-01T00:00:00.000Z"]  # fmt: skip
+    for date in s3_form:
+        assert read(date) == BaseUtils.dateS3toUnix(date), date
+    assert general == []
+    others = ["2026-12-06T21:07:59.123+02:00", "2026-12-06 21:07:59",
+              "Sun, 06 Dec 2026 21:07:59 GMT"]  # fmt: skip
+    for date in others:
+        assert read(date) == BaseUtils.dateS3toUnix(date), date
+    assert general == others  # read by s3cmd's own
+    with pytest.raises(ValueError):  # a date that is none fails as s3cmd's does
+        read("2026-13-06T21:07:59.000Z")
+    with pytest.raises(ValueError):
+        BaseUtils.dateS3toUnix("2026-13-06T21:07:59.000Z")
+
+
+def test_an_s3cmd_that_reads_listed_dates_otherwise_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from S3 import FileLists
+
+    monkeypatch.setattr(FileLists, "dateS3toUnix", lambda date: 0)
+    with pytest.raises(ConfigError, match="no longer reads a listed date"):
+        shim.check_compatible()
+
+
 def test_log_records_lose_tokens_and_the_half_resume_advice() -> None:
     token = make_jwt({"name": "s3import", "exp": 1})
     record = logging.LogRecord(

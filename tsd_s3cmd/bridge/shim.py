@@ -194,7 +194,7 @@ def _s3_date_reader(general: Callable[[str], int]) -> Callable[[str], int]:
     s3_form = re.compile(_S3_DATE).fullmatch
 
     def date_to_unix(date: str) -> int:
-        found = s3_form(date) if isinstance(date, str) else None
+        found = s3_form(date)
         if found is None:
             return general(date)
         # A datetime, so that a date that is none (a 13th month) fails as s3cmd's does.
@@ -235,7 +235,7 @@ def check_compatible(s3cmd: script.Script | None = None, parallel: bool = False)
 def _incompatibility() -> str | None:
     try:
         from S3 import S3 as s3_module
-        from S3 import MultiPart, S3Uri
+        from S3 import BaseUtils, FileLists, MultiPart, S3Uri
     except ImportError as err:
         return f"cannot import it: {err}"
     request = getattr(s3_module, "S3Request", None)
@@ -253,8 +253,6 @@ def _incompatibility() -> str | None:
         return "S3Uri.S3UriFile has no _re pattern"
     if getattr(s3_module, "pprint", None) is not pprint:
         return "S3.S3 no longer formats its answers with pprint"
-    from S3 import BaseUtils, FileLists
-
     if getattr(FileLists, "dateS3toUnix", None) is not getattr(BaseUtils, "dateS3toUnix", 0):
         return "S3.FileLists no longer reads a listed date with BaseUtils.dateS3toUnix"
     upload = getattr(MultiPart, "MultiPartUpload", None)
